@@ -1,0 +1,493 @@
+//! Augmentations with torchvision's semantics, and the MoCo CIFAR recipe (algorithms.md §1.6A):
+//! `RandomResizedCrop(32)`, `RandomHorizontalFlip(0.5)`,
+//! `RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8)`, `RandomGrayscale(0.2)`, `Normalize`.
+//!
+//! Images are `f32` channel-major RGB in `[0, 1]` until normalisation. Resizing is bilinear with
+//! half-pixel centres (torchvision's tensor path without antialiasing), written here rather than
+//! taken from the `image` crate because crops are resampled straight into the batch buffer.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DataError;
+
+/// One view's augmentation pipeline (`[data.augmentation]` in a run config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentationConfig {
+    /// Output side of the random resized crop (and of evaluation images).
+    pub crop_size: usize,
+    /// Range of the crop's share of the image area.
+    pub crop_scale: [f64; 2],
+    /// Range of the crop's aspect ratio (width / height).
+    pub crop_ratio: [f64; 2],
+    /// Probability of a horizontal flip.
+    pub hflip_prob: f64,
+    /// Probability that colour jitter is applied.
+    pub jitter_prob: f64,
+    /// Colour jitter strengths: brightness, contrast, saturation, hue.
+    pub jitter: [f64; 4],
+    /// Probability of converting to grey.
+    pub grayscale_prob: f64,
+    /// Per-channel mean subtracted after the augmentations.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by.
+    pub std: [f32; 3],
+}
+
+impl Default for AugmentationConfig {
+    /// The MoCo CIFAR demo's recipe with its CIFAR normalisation.
+    fn default() -> Self {
+        Self {
+            crop_size: 32,
+            crop_scale: [0.08, 1.0],
+            crop_ratio: [3.0 / 4.0, 4.0 / 3.0],
+            hflip_prob: 0.5,
+            jitter_prob: 0.8,
+            jitter: [0.4, 0.4, 0.4, 0.1],
+            grayscale_prob: 0.2,
+            mean: [0.4914, 0.4822, 0.4465],
+            std: [0.2023, 0.1994, 0.2010],
+        }
+    }
+}
+
+fn prob(key: &'static str, p: f64) -> Result<(), DataError> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(DataError::Config {
+            key,
+            value: p.to_string(),
+            expected: "expected a probability in [0, 1]",
+        })
+    }
+}
+
+impl AugmentationConfig {
+    /// Checks every range; the error names the key.
+    pub fn validate(&self) -> Result<(), DataError> {
+        let bad = |key, value: String, expected| {
+            Err(DataError::Config {
+                key,
+                value,
+                expected,
+            })
+        };
+        if self.crop_size == 0 {
+            return bad("augmentation.crop_size", "0".into(), "expected a positive size");
+        }
+        let [s0, s1] = self.crop_scale;
+        if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) {
+            return bad(
+                "augmentation.crop_scale",
+                format!("{:?}", self.crop_scale),
+                "expected [lo, hi] with 0 < lo <= hi <= 1",
+            );
+        }
+        let [r0, r1] = self.crop_ratio;
+        if !(r0 > 0.0 && r0 <= r1) {
+            return bad(
+                "augmentation.crop_ratio",
+                format!("{:?}", self.crop_ratio),
+                "expected [lo, hi] with 0 < lo <= hi",
+            );
+        }
+        prob("augmentation.hflip_prob", self.hflip_prob)?;
+        prob("augmentation.jitter_prob", self.jitter_prob)?;
+        prob("augmentation.grayscale_prob", self.grayscale_prob)?;
+        let [b, c, s, h] = self.jitter;
+        if !(b >= 0.0 && c >= 0.0 && s >= 0.0 && (0.0..=0.5).contains(&h)) {
+            return bad(
+                "augmentation.jitter",
+                format!("{:?}", self.jitter),
+                "expected brightness, contrast, saturation >= 0 and hue in [0, 0.5]",
+            );
+        }
+        if self.std.iter().any(|&v| v <= 0.0) {
+            return bad(
+                "augmentation.std",
+                format!("{:?}", self.std),
+                "expected positive values",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// An RGB `f32` image `[3, H, W]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rgb {
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// `3·H·W` values, channel-major.
+    pub data: Vec<f32>,
+}
+
+impl Rgb {
+    /// From `u8` pixels `[C, H, W]` with one (grey, repeated) or three channels.
+    pub fn from_u8(pixels: &[u8], channels: usize, height: usize, width: usize) -> Self {
+        let plane = height * width;
+        let mut data = Vec::with_capacity(3 * plane);
+        for c in 0..3 {
+            let src = if channels == 1 { 0 } else { c };
+            data.extend(pixels[src * plane..(src + 1) * plane].iter().map(|&v| v as f32 / 255.0));
+        }
+        Rgb {
+            height,
+            width,
+            data,
+        }
+    }
+
+    fn plane(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// ITU-R 601-2 luma of every pixel (PIL's `L` mode, as torchvision uses).
+    pub fn luma(&self) -> Vec<f32> {
+        let p = self.plane();
+        (0..p)
+            .map(|i| 0.299 * self.data[i] + 0.587 * self.data[p + i] + 0.114 * self.data[2 * p + i])
+            .collect()
+    }
+}
+
+/// Crop `rows top..top+h`, `cols left..left+w` resized to `size × size`, bilinear with half-pixel
+/// centres.
+pub fn resized_crop(img: &Rgb, top: usize, left: usize, h: usize, w: usize, size: usize) -> Rgb {
+    let mut data = vec![0f32; 3 * size * size];
+    let sy = h as f32 / size as f32;
+    let sx = w as f32 / size as f32;
+    let coords = |o: usize, scale: f32, len: usize| {
+        let src = ((o as f32 + 0.5) * scale - 0.5).clamp(0.0, (len - 1) as f32);
+        let i0 = src.floor() as usize;
+        let i1 = (i0 + 1).min(len - 1);
+        (i0, i1, src - i0 as f32)
+    };
+    let xs: Vec<_> = (0..size).map(|x| coords(x, sx, w)).collect();
+    for y in 0..size {
+        let (y0, y1, fy) = coords(y, sy, h);
+        for c in 0..3 {
+            let base = c * img.plane();
+            let row0 = base + (top + y0) * img.width + left;
+            let row1 = base + (top + y1) * img.width + left;
+            for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
+                let a = img.data[row0 + x0] * (1.0 - fx) + img.data[row0 + x1] * fx;
+                let b = img.data[row1 + x0] * (1.0 - fx) + img.data[row1 + x1] * fx;
+                data[(c * size + y) * size + x] = a * (1.0 - fy) + b * fy;
+            }
+        }
+    }
+    Rgb {
+        height: size,
+        width: size,
+        data,
+    }
+}
+
+/// torchvision's `RandomResizedCrop.get_params`: `(top, left, height, width)`.
+pub fn random_crop_box<R: Rng + ?Sized>(
+    height: usize,
+    width: usize,
+    scale: [f64; 2],
+    ratio: [f64; 2],
+    rng: &mut R,
+) -> (usize, usize, usize, usize) {
+    let area = (height * width) as f64;
+    let (lr0, lr1) = (ratio[0].ln(), ratio[1].ln());
+    for _ in 0..10 {
+        let target = area * rng.random_range(scale[0]..=scale[1]);
+        let aspect = rng.random_range(lr0..=lr1).exp();
+        let w = (target * aspect).sqrt().round() as usize;
+        let h = (target / aspect).sqrt().round() as usize;
+        if 0 < w && w <= width && 0 < h && h <= height {
+            let top = rng.random_range(0..=height - h);
+            let left = rng.random_range(0..=width - w);
+            return (top, left, h, w);
+        }
+    }
+    // Fallback: a centre crop with the ratio clamped into range.
+    let in_ratio = width as f64 / height as f64;
+    let (h, w) = if in_ratio < ratio[0] {
+        ((width as f64 / ratio[0]).round() as usize, width)
+    } else if in_ratio > ratio[1] {
+        (height, (height as f64 * ratio[1]).round() as usize)
+    } else {
+        (height, width)
+    };
+    ((height - h) / 2, (width - w) / 2, h, w)
+}
+
+fn blend(a: f32, b: f32, ratio: f32) -> f32 {
+    (ratio * a + (1.0 - ratio) * b).clamp(0.0, 1.0)
+}
+
+/// `adjust_brightness`: scale and clamp.
+pub fn adjust_brightness(img: &mut Rgb, factor: f32) {
+    img.data.iter_mut().for_each(|v| *v = (*v * factor).clamp(0.0, 1.0));
+}
+
+/// `adjust_contrast`: blend with the mean luma of the image.
+pub fn adjust_contrast(img: &mut Rgb, factor: f32) {
+    let luma = img.luma();
+    let mean = luma.iter().sum::<f32>() / luma.len() as f32;
+    img.data.iter_mut().for_each(|v| *v = blend(*v, mean, factor));
+}
+
+/// `adjust_saturation`: blend with the per-pixel luma.
+pub fn adjust_saturation(img: &mut Rgb, factor: f32) {
+    let luma = img.luma();
+    let p = luma.len();
+    for (i, v) in img.data.iter_mut().enumerate() {
+        *v = blend(*v, luma[i % p], factor);
+    }
+}
+
+/// `adjust_hue`: rotate the hue by `shift` turns (in `[-0.5, 0.5]`) in HSV space.
+pub fn adjust_hue(img: &mut Rgb, shift: f32) {
+    let p = img.plane();
+    for i in 0..p {
+        let (r, g, b) = (img.data[i], img.data[p + i], img.data[2 * p + i]);
+        let max = r.max(g).max(b);
+        let min = r.min(g).min(b);
+        let delta = max - min;
+        let mut h = if delta == 0.0 {
+            0.0
+        } else if max == r {
+            ((g - b) / delta).rem_euclid(6.0) / 6.0
+        } else if max == g {
+            ((b - r) / delta + 2.0) / 6.0
+        } else {
+            ((r - g) / delta + 4.0) / 6.0
+        };
+        let s = if max == 0.0 { 0.0 } else { delta / max };
+        h = (h + shift).rem_euclid(1.0);
+        let (r, g, b) = hsv_to_rgb(h, s, max);
+        img.data[i] = r;
+        img.data[p + i] = g;
+        img.data[2 * p + i] = b;
+    }
+}
+
+fn hsv_to_rgb(h: f32, s: f32, v: f32) -> (f32, f32, f32) {
+    let h6 = h * 6.0;
+    let sector = (h6.floor() as i32).rem_euclid(6);
+    let f = h6 - h6.floor();
+    let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
+    match sector {
+        0 => (v, t, p),
+        1 => (q, v, p),
+        2 => (p, v, t),
+        3 => (p, q, v),
+        4 => (t, p, v),
+        _ => (v, p, q),
+    }
+}
+
+/// Replaces every channel with the luma.
+pub fn to_grayscale(img: &mut Rgb) {
+    let luma = img.luma();
+    let p = luma.len();
+    for c in 0..3 {
+        img.data[c * p..(c + 1) * p].copy_from_slice(&luma);
+    }
+}
+
+/// Mirrors the columns.
+pub fn hflip(img: &mut Rgb) {
+    let w = img.width;
+    img.data.chunks_exact_mut(w).for_each(|row| row.reverse());
+}
+
+/// An augmentation pipeline built from an [`AugmentationConfig`].
+#[derive(Debug, Clone)]
+pub struct ViewTransform {
+    config: AugmentationConfig,
+}
+
+impl ViewTransform {
+    /// Validates the config and builds the pipeline.
+    pub fn new(config: AugmentationConfig) -> Result<Self, DataError> {
+        config.validate()?;
+        Ok(Self { config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AugmentationConfig {
+        &self.config
+    }
+
+    /// Output values per image (`3·size²`).
+    pub fn output_len(&self) -> usize {
+        3 * self.config.crop_size * self.config.crop_size
+    }
+
+    /// One random view of `img`, normalised, written into `out` (`3·size²` values).
+    pub fn augment<R: Rng + ?Sized>(&self, img: &Rgb, rng: &mut R, out: &mut [f32]) {
+        let c = &self.config;
+        let (top, left, h, w) =
+            random_crop_box(img.height, img.width, c.crop_scale, c.crop_ratio, rng);
+        let mut view = resized_crop(img, top, left, h, w, c.crop_size);
+        if rng.random::<f64>() < c.hflip_prob {
+            hflip(&mut view);
+        }
+        if rng.random::<f64>() < c.jitter_prob {
+            self.color_jitter(&mut view, rng);
+        }
+        if rng.random::<f64>() < c.grayscale_prob {
+            to_grayscale(&mut view);
+        }
+        self.normalize(&view, out);
+    }
+
+    /// The evaluation view: resized to the crop size when needed, normalised.
+    pub fn evaluate(&self, img: &Rgb, out: &mut [f32]) {
+        let size = self.config.crop_size;
+        if img.height == size && img.width == size {
+            self.normalize(img, out);
+        } else {
+            self.normalize(&resized_crop(img, 0, 0, img.height, img.width, size), out);
+        }
+    }
+
+    /// `ColorJitter`: factors drawn first, then the four adjustments in a random order.
+    fn color_jitter<R: Rng + ?Sized>(&self, img: &mut Rgb, rng: &mut R) {
+        let [b, c, s, h] = self.config.jitter;
+        let mut order = [0usize, 1, 2, 3];
+        for i in (1..4).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        let factor = |rng: &mut R, x: f64| {
+            if x > 0.0 {
+                rng.random_range((1.0 - x).max(0.0)..=1.0 + x) as f32
+            } else {
+                1.0
+            }
+        };
+        let fb = factor(rng, b);
+        let fc = factor(rng, c);
+        let fs = factor(rng, s);
+        let fh = if h > 0.0 {
+            rng.random_range(-h..=h) as f32
+        } else {
+            0.0
+        };
+        for op in order {
+            match op {
+                0 if b > 0.0 => adjust_brightness(img, fb),
+                1 if c > 0.0 => adjust_contrast(img, fc),
+                2 if s > 0.0 => adjust_saturation(img, fs),
+                3 if h > 0.0 => adjust_hue(img, fh),
+                _ => {}
+            }
+        }
+    }
+
+    fn normalize(&self, img: &Rgb, out: &mut [f32]) {
+        let p = img.plane();
+        for c in 0..3 {
+            let (m, s) = (self.config.mean[c], self.config.std[c]);
+            for (o, v) in out[c * p..(c + 1) * p].iter_mut().zip(&img.data[c * p..(c + 1) * p]) {
+                *o = (v - m) / s;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn img(values: &[f32], h: usize, w: usize) -> Rgb {
+        Rgb {
+            height: h,
+            width: w,
+            data: values.to_vec(),
+        }
+    }
+
+    #[test]
+    fn crop_boxes_stay_inside_and_follow_scale() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut areas = 0.0;
+        for _ in 0..2000 {
+            let (t, l, h, w) = random_crop_box(28, 28, [0.08, 1.0], [0.75, 4.0 / 3.0], &mut rng);
+            assert!(t + h <= 28 && l + w <= 28 && h > 0 && w > 0);
+            areas += (h * w) as f64 / 784.0;
+        }
+        // Accepted areas are U(0.08, 1) shares, biased slightly low by rejections: mean ≈ 0.5.
+        let mean = areas / 2000.0;
+        assert!((0.4..0.6).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn identity_resize_and_bilinear_midpoints() {
+        let a = img(&(0..12).map(|v| v as f32).collect::<Vec<_>>(), 2, 2);
+        assert_eq!(resized_crop(&a, 0, 0, 2, 2, 2), a);
+        // 1×2 → 1×4 upsampling of [0, 1]: source x = (o+0.5)/2 - 0.5 → 0, 0.25, 0.75, 1.
+        let b = img(&[0.0, 1.0, 0.0, 1.0, 0.0, 1.0], 1, 2);
+        let r = resized_crop(&b, 0, 0, 1, 2, 4);
+        assert_eq!(&r.data[..4], &[0.0, 0.25, 0.75, 1.0]);
+    }
+
+    #[test]
+    fn colour_ops_match_torchvision_formulas() {
+        // One pixel (0.5, 0.25, 1.0); luma = 0.299·0.5 + 0.587·0.25 + 0.114·1 = 0.41125.
+        let base = img(&[0.5, 0.25, 1.0], 1, 1);
+        let mut a = base.clone();
+        adjust_brightness(&mut a, 1.5);
+        assert_eq!(a.data, vec![0.75, 0.375, 1.0]);
+        let mut a = base.clone();
+        adjust_saturation(&mut a, 0.0);
+        assert!(a.data.iter().all(|&v| (v - 0.41125).abs() < 1e-6));
+        let mut a = base.clone();
+        adjust_contrast(&mut a, 0.5);
+        // 0.5·x + 0.5·0.41125
+        let e = [0.455625, 0.330625, 0.705625];
+        assert!(a.data.iter().zip(e).all(|(v, e)| (v - e).abs() < 1e-6));
+        // Hue of (0.5, 0.25, 1.0) is 2/3 + 1/12 = 0.75; shifting by 0.25 turns gives hue 0 =
+        // pure red with the same value and saturation: (1.0, 0.25, 0.25).
+        let mut a = base.clone();
+        adjust_hue(&mut a, 0.25);
+        let e = [1.0, 0.25, 0.25];
+        assert!(a.data.iter().zip(e).all(|(v, e)| (v - e).abs() < 1e-5), "{:?}", a.data);
+        let mut a = base;
+        adjust_hue(&mut a, 0.0);
+        assert!(a.data.iter().zip([0.5, 0.25, 1.0]).all(|(v, e)| (v - e).abs() < 1e-6));
+    }
+
+    #[test]
+    fn grey_images_and_flips() {
+        let mut a = img(&[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 1, 2);
+        hflip(&mut a);
+        assert_eq!(a.data, vec![0.2, 0.1, 0.4, 0.3, 0.6, 0.5]);
+        let g = Rgb::from_u8(&[0, 255], 1, 1, 2);
+        assert_eq!(g.data, vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn same_seed_same_view_and_bad_config_is_named() {
+        let t = ViewTransform::new(AugmentationConfig {
+            crop_size: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let src = Rgb::from_u8(&(0..=255u8).cycle().take(3 * 100).collect::<Vec<_>>(), 3, 10, 10);
+        let mut a = vec![0.0; t.output_len()];
+        let mut b = vec![0.0; t.output_len()];
+        t.augment(&src, &mut ChaCha8Rng::seed_from_u64(4), &mut a);
+        t.augment(&src, &mut ChaCha8Rng::seed_from_u64(4), &mut b);
+        assert_eq!(a, b);
+        let err = ViewTransform::new(AugmentationConfig {
+            grayscale_prob: 2.0,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("augmentation.grayscale_prob = 2"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Datasets, augmentations and a seeded multi-view loader for self-supervised learning
+//! (`../shared/SPEC.md` §4).
+//!
+//! - Formats: [`idx`] (MNIST/Fashion-MNIST IDX, gzip or raw), [`cifar`] (CIFAR-10/100 binary).
+//! - [`ImageSet`]: an in-memory `u8` image set with optional labels, the common currency.
+//! - [`fashion_mnist`]: the Fashion-MNIST subset embedded in the repository, checked against
+//!   its SHA-256 sums.
+//! - [`augment`]: torchvision-semantics augmentations and the MoCo CIFAR recipe
+//!   ([`AugmentationConfig`]).
+//! - [`loader`]: [`MultiViewLoader`] turns an image set into batches of `V` augmented views on
+//!   worker threads; every random choice is a function of `(seed, epoch, sample)`, so a run is
+//!   reproducible whatever the thread timing.
+
+pub mod augment;
+pub mod checksum;
+pub mod cifar;
+mod error;
+pub mod fashion_mnist;
+pub mod idx;
+mod image_set;
+pub mod loader;
+
+pub use augment::{AugmentationConfig, ViewTransform};
+pub use error::DataError;
+pub use image_set::ImageSet;
+pub use loader::{HostBatch, MultiViewBatch, MultiViewLoader};

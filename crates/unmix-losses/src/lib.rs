@@ -1,0 +1,29 @@
+//! Contrastive losses and their Un-Mix forms for Burn (`../shared/SPEC.md` §1 step 4, §2).
+//!
+//! - [`info_nce`]: MoCo's InfoNCE of queries against their keys and a queue of negatives.
+//! - [`mixed_info_nce`]: the Un-Mix pair of terms `λ·L(mixed, k) + (1-λ)·L(flip(mixed), k)`,
+//!   with `flip(mixed)` taken on the embeddings of one forward pass.
+//! - [`MocoLoss`]: the symmetric and asymmetric MoCo objectives of the Un-Mix CIFAR demo, with or
+//!   without the mixed terms.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use unmix_losses::{info_nce, l2_normalize};
+//!
+//! let device = Device::flex();
+//! let q = l2_normalize(Tensor::<2>::from_floats([[1.0, 0.0]], &device));
+//! let k = q.clone();
+//! let queue = Tensor::<2>::from_floats([[0.0, 1.0]], &device);
+//! let loss: f32 = info_nce(q, k, queue, 1.0).into_scalar();
+//! assert!((loss - (1.0f32 + (-1.0f32).exp()).ln()).abs() < 1e-6);
+//! ```
+
+mod info_nce;
+mod moco;
+mod normalize;
+mod unmix;
+
+pub use info_nce::info_nce;
+pub use moco::{MocoEmbeddings, MocoLoss, MocoLossTerms};
+pub use normalize::l2_normalize;
+pub use unmix::{mixed_info_nce, unmix_combine};

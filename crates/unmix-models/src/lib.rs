@@ -1,0 +1,40 @@
+//! Backbones, heads and momentum encoders for self-supervised learning with Burn
+//! (`../shared/SPEC.md` §3).
+//!
+//! - [`ResNet`]: ResNet-18 (BasicBlock, `[2, 2, 2, 2]`) with the CIFAR or ImageNet stem and a
+//!   width setting, built on [`SplitBatchNorm`] (the MoCo CIFAR demo's split BN; one split is
+//!   plain batch norm).
+//! - [`ProjectionHead`]: the linear head of MoCo v1 or the MLP head of MoCo v2.
+//! - [`Encoder`]: backbone + head, the unit a momentum copy is made of.
+//! - [`momentum_update`]: the EMA of a target module towards an online one, BN running
+//!   statistics included; [`ShuffleBn`]: the key encoder's batch shuffle.
+//!
+//! ```
+//! use burn::prelude::*;
+//! use unmix_models::{EncoderConfig, ResNetConfig, HeadConfig};
+//!
+//! let device = Device::flex();
+//! let config = EncoderConfig {
+//!     backbone: ResNetConfig { width: 8, ..ResNetConfig::resnet18_cifar() },
+//!     head: HeadConfig::Linear { out_dim: 16 },
+//! };
+//! let encoder = config.init(&device).unwrap();
+//! let z = encoder.forward(Tensor::zeros([2, 3, 16, 16], &device));
+//! assert_eq!(z.dims(), [2, 16]);
+//! ```
+
+mod encoder;
+mod error;
+mod heads;
+mod momentum;
+mod resnet;
+mod shuffle_bn;
+mod split_batch_norm;
+
+pub use encoder::{Encoder, EncoderConfig};
+pub use error::ModelError;
+pub use heads::{HeadConfig, ProjectionHead};
+pub use momentum::{momentum_update, sync_running_stats};
+pub use resnet::{BasicBlock, ResNet, ResNetConfig, Stem};
+pub use shuffle_bn::ShuffleBn;
+pub use split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};

@@ -1,0 +1,233 @@
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Initializer, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+use crate::split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};
+
+/// The first layers of a ResNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stem {
+    /// 3×3 convolution, stride 1, padding 1, no max-pool (small images; the Un-Mix CIFAR demo).
+    Cifar,
+    /// 7×7 convolution, stride 2, padding 3, then 3×3 max-pool with stride 2.
+    Imagenet,
+}
+
+/// A ResNet with basic blocks (`../shared/SPEC.md` §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetConfig {
+    /// Blocks per stage: `[2, 2, 2, 2]` for ResNet-18.
+    pub layers: Vec<usize>,
+    /// Channels of the first stage (64 in the paper); stages use `w, 2w, 4w, 8w`.
+    pub width: usize,
+    /// CIFAR or ImageNet stem.
+    pub stem: Stem,
+    /// Image channels.
+    #[serde(default = "three")]
+    pub in_channels: usize,
+    /// Split batch norm: sub-batches per batch (1 = plain batch norm; 8 in the CIFAR demo).
+    #[serde(default = "one")]
+    pub bn_splits: usize,
+}
+
+fn three() -> usize {
+    3
+}
+fn one() -> usize {
+    1
+}
+
+impl ResNetConfig {
+    /// ResNet-18 with the CIFAR stem, full width.
+    pub fn resnet18_cifar() -> Self {
+        Self {
+            layers: vec![2, 2, 2, 2],
+            width: 64,
+            stem: Stem::Cifar,
+            in_channels: 3,
+            bn_splits: 1,
+        }
+    }
+
+    /// ResNet-18 with the ImageNet stem, full width.
+    pub fn resnet18_imagenet() -> Self {
+        Self {
+            stem: Stem::Imagenet,
+            ..Self::resnet18_cifar()
+        }
+    }
+
+    /// Width of the pooled feature vector (`8·width`).
+    pub fn feature_dim(&self) -> usize {
+        8 * self.width
+    }
+
+    /// Checks the settings; errors name the key.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.layers.len() != 4 || self.layers.contains(&0) {
+            return Err(ModelError::Layers(self.layers.clone()));
+        }
+        for (key, v) in [
+            ("width", self.width),
+            ("in_channels", self.in_channels),
+            ("bn_splits", self.bn_splits),
+        ] {
+            if v == 0 {
+                return Err(ModelError::Zero { key });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the network with torchvision's initialisation (Kaiming normal, fan-out, for
+    /// convolutions; γ = 1, β = 0).
+    pub fn init(&self, device: &Device) -> Result<ResNet, ModelError> {
+        self.validate()?;
+        let bn = |c| SplitBatchNormConfig::new(c, self.bn_splits).init(device);
+        let (conv1, maxpool) = match self.stem {
+            Stem::Cifar => (conv(self.in_channels, self.width, 3, 1, 1, device), None),
+            Stem::Imagenet => (
+                conv(self.in_channels, self.width, 7, 2, 3, device),
+                Some(
+                    MaxPool2dConfig::new([3, 3])
+                        .with_strides([2, 2])
+                        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                        .init(),
+                ),
+            ),
+        };
+        let mut in_planes = self.width;
+        let mut stage = |planes: usize, blocks: usize, stride: usize| -> Vec<BasicBlock> {
+            (0..blocks)
+                .map(|b| {
+                    let s = if b == 0 { stride } else { 1 };
+                    let block = BasicBlock::new(in_planes, planes, s, self.bn_splits, device);
+                    in_planes = planes;
+                    block
+                })
+                .collect()
+        };
+        let w = self.width;
+        Ok(ResNet {
+            conv1,
+            bn1: bn(w),
+            maxpool,
+            layer1: stage(w, self.layers[0], 1),
+            layer2: stage(2 * w, self.layers[1], 2),
+            layer3: stage(4 * w, self.layers[2], 2),
+            layer4: stage(8 * w, self.layers[3], 2),
+        })
+    }
+}
+
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .with_initializer(Initializer::KaimingNormal {
+            gain: 2f64.sqrt(),
+            fan_out_only: true,
+        })
+        .init(device)
+}
+
+/// 1×1 convolution and batch norm on the shortcut when the shape changes.
+#[derive(Module, Debug)]
+pub struct Downsample {
+    /// 1×1 convolution with the block's stride.
+    pub conv: Conv2d,
+    /// Batch norm after it.
+    pub bn: SplitBatchNorm,
+}
+
+/// The ResNet basic block: two 3×3 convolutions and a shortcut.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    /// First 3×3 convolution (carries the stride).
+    pub conv1: Conv2d,
+    /// Batch norm after `conv1`.
+    pub bn1: SplitBatchNorm,
+    /// Second 3×3 convolution.
+    pub conv2: Conv2d,
+    /// Batch norm after `conv2`.
+    pub bn2: SplitBatchNorm,
+    /// Projection shortcut, when stride or width change.
+    pub downsample: Option<Downsample>,
+}
+
+impl BasicBlock {
+    fn new(cin: usize, planes: usize, stride: usize, splits: usize, device: &Device) -> Self {
+        let bn = |c| SplitBatchNormConfig::new(c, splits).init(device);
+        let downsample = (stride != 1 || cin != planes).then(|| Downsample {
+            conv: conv(cin, planes, 1, stride, 0, device),
+            bn: bn(planes),
+        });
+        Self {
+            conv1: conv(cin, planes, 3, stride, 1, device),
+            bn1: bn(planes),
+            conv2: conv(planes, planes, 3, 1, 1, device),
+            bn2: bn(planes),
+            downsample,
+        }
+    }
+
+    /// `[N, cin, H, W]` → `[N, planes, H/stride, W/stride]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        relu(out.add(identity))
+    }
+}
+
+/// A ResNet trunk that ends with global average pooling: `[N, C, H, W]` → `[N, 8·width]`.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// Stem convolution.
+    pub conv1: Conv2d,
+    /// Stem batch norm.
+    pub bn1: SplitBatchNorm,
+    /// Stem max-pool (ImageNet stem only).
+    pub maxpool: Option<MaxPool2d>,
+    /// Stage 1 (width `w`, stride 1).
+    pub layer1: Vec<BasicBlock>,
+    /// Stage 2 (width `2w`, stride 2).
+    pub layer2: Vec<BasicBlock>,
+    /// Stage 3 (width `4w`, stride 2).
+    pub layer3: Vec<BasicBlock>,
+    /// Stage 4 (width `8w`, stride 2).
+    pub layer4: Vec<BasicBlock>,
+}
+
+impl ResNet {
+    /// Pooled features `[N, 8·width]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        if let Some(pool) = &self.maxpool {
+            x = pool.forward(x);
+        }
+        for block in self
+            .layer1
+            .iter()
+            .chain(&self.layer2)
+            .chain(&self.layer3)
+            .chain(&self.layer4)
+        {
+            x = block.forward(x);
+        }
+        // Global average pooling.
+        let [n, c, _, _] = x.dims();
+        x.mean_dims(&[2, 3]).reshape([n, c])
+    }
+}
