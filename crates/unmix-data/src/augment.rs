@@ -437,24 +437,25 @@ mod tests {
 
     #[test]
     fn colour_ops_match_torchvision_formulas() {
-        // One pixel (0.5, 0.25, 1.0); luma = 0.299·0.5 + 0.587·0.25 + 0.114·1 = 0.41125.
+        // One pixel (0.5, 0.25, 1.0); luma = 0.299·0.5 + 0.587·0.25 + 0.114·1 = 0.41025.
         let base = img(&[0.5, 0.25, 1.0], 1, 1);
         let mut a = base.clone();
         adjust_brightness(&mut a, 1.5);
         assert_eq!(a.data, vec![0.75, 0.375, 1.0]);
         let mut a = base.clone();
         adjust_saturation(&mut a, 0.0);
-        assert!(a.data.iter().all(|&v| (v - 0.41125).abs() < 1e-6));
+        assert!(a.data.iter().all(|&v| (v - 0.41025).abs() < 1e-6));
         let mut a = base.clone();
         adjust_contrast(&mut a, 0.5);
-        // 0.5·x + 0.5·0.41125
-        let e = [0.455625, 0.330625, 0.705625];
+        // 0.5·x + 0.5·0.41025
+        let e = [0.455125, 0.330125, 0.705125];
         assert!(a.data.iter().zip(e).all(|(v, e)| (v - e).abs() < 1e-6));
-        // Hue of (0.5, 0.25, 1.0) is 2/3 + 1/12 = 0.75; shifting by 0.25 turns gives hue 0 =
-        // pure red with the same value and saturation: (1.0, 0.25, 0.25).
+        // Reference (Python's colorsys, the same HSV model as torchvision's adjust_hue):
+        //   h, s, v = colorsys.rgb_to_hsv(0.5, 0.25, 1.0)          # (0.7222, 0.75, 1.0)
+        //   colorsys.hsv_to_rgb((h + 0.25) % 1, s, v)              # (1.0, 0.25, 0.375)
         let mut a = base.clone();
         adjust_hue(&mut a, 0.25);
-        let e = [1.0, 0.25, 0.25];
+        let e = [1.0, 0.25, 0.375];
         assert!(a.data.iter().zip(e).all(|(v, e)| (v - e).abs() < 1e-5), "{:?}", a.data);
         let mut a = base;
         adjust_hue(&mut a, 0.0);

@@ -30,19 +30,19 @@ pub const MEAN_STD: (f32, f32) = (0.2860, 0.3530);
 pub const FILES: [(&str, &str); 4] = [
     (
         "train-images-idx3-ubyte.gz",
-        "TRAIN_IMAGES_SHA",
+        "63e1fe8ce2e1ba4378a3c26f69005bfeeaa6d752c2e71599308c4bbff7464218",
     ),
     (
         "train-labels-idx1-ubyte.gz",
-        "TRAIN_LABELS_SHA",
+        "869cdda6754839fd74bca538e25e19f5bb4bc51e4f5438f08397fd5fd6e2772c",
     ),
     (
         "t10k-images-idx3-ubyte.gz",
-        "TEST_IMAGES_SHA",
+        "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     ),
     (
         "t10k-labels-idx1-ubyte.gz",
-        "TEST_LABELS_SHA",
+        "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
     ),
 ];
 

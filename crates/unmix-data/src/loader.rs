@@ -1,0 +1,259 @@
+//! A multi-view loader: each sample becomes `V` independently augmented views, batches are
+//! built on worker threads and handed out in order.
+//!
+//! Reproducibility does not depend on thread timing: the epoch's order is a function of
+//! `(seed, epoch)` and every random choice for a sample of `(seed, epoch, sample index)`.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::augment::{Rgb, ViewTransform};
+use crate::error::DataError;
+use crate::image_set::ImageSet;
+
+/// A batch on the host: `V` views of the same `N` samples.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// One `[N, 3, S, S]` buffer per view (views may differ in size, for multi-crop).
+    pub views: Vec<Vec<f32>>,
+    /// Side of each view.
+    pub view_sizes: Vec<usize>,
+    /// Dataset index of each sample (memory-bank methods key on it).
+    pub indices: Vec<usize>,
+    /// Class of each sample, when the set is labelled (evaluation only).
+    pub labels: Option<Vec<u16>>,
+}
+
+/// A batch on a device.
+#[derive(Debug, Clone)]
+pub struct MultiViewBatch {
+    /// One `[N, 3, S, S]` tensor per view.
+    pub views: Vec<Tensor<4>>,
+    /// Dataset index of each sample.
+    pub indices: Vec<usize>,
+    /// Class of each sample, when known.
+    pub labels: Option<Vec<u16>>,
+}
+
+impl HostBatch {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Copies the views to `device`.
+    pub fn to_device(self, device: &Device) -> MultiViewBatch {
+        let n = self.indices.len();
+        let views = self
+            .views
+            .into_iter()
+            .zip(&self.view_sizes)
+            .map(|(data, &s)| Tensor::from_data(TensorData::new(data, [n, 3, s, s]), device))
+            .collect();
+        MultiViewBatch {
+            views,
+            indices: self.indices,
+            labels: self.labels,
+        }
+    }
+}
+
+/// The seeded generator of one sample in one epoch.
+pub fn sample_rng(seed: u64, epoch: u64, index: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream((epoch << 32) | index as u64);
+    rng
+}
+
+/// The order of an epoch: a seeded Fisher–Yates shuffle of `0..n`.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_0D_E4);
+    rng.set_stream(epoch);
+    let mut p: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        p.swap(i, rng.random_range(0..=i));
+    }
+    p
+}
+
+/// Batches of augmented views over an [`ImageSet`].
+#[derive(Debug, Clone)]
+pub struct MultiViewLoader {
+    images: Arc<ImageSet>,
+    views: Arc<Vec<ViewTransform>>,
+    batch_size: usize,
+    num_workers: usize,
+    seed: u64,
+}
+
+impl MultiViewLoader {
+    /// `views[v]` builds view `v` of every sample. Incomplete last batches are dropped.
+    pub fn new(
+        images: Arc<ImageSet>,
+        views: Vec<ViewTransform>,
+        batch_size: usize,
+        num_workers: usize,
+        seed: u64,
+    ) -> Result<Self, DataError> {
+        if batch_size == 0 || batch_size > images.len() {
+            return Err(DataError::Config {
+                key: "optim.batch_size",
+                value: batch_size.to_string(),
+                expected: "expected 1 <= batch_size <= number of training images",
+            });
+        }
+        if views.is_empty() {
+            return Err(DataError::Config {
+                key: "views",
+                value: "0".into(),
+                expected: "expected at least one view",
+            });
+        }
+        Ok(Self {
+            images,
+            views: Arc::new(views),
+            batch_size,
+            num_workers: num_workers.max(1),
+            seed,
+        })
+    }
+
+    /// Full batches per epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.images.len() / self.batch_size
+    }
+
+    /// Samples per batch.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Builds one batch of the given samples (used by the workers; public for tests).
+    pub fn build_batch(&self, epoch: u64, indices: &[usize]) -> HostBatch {
+        let views: Vec<Vec<f32>> = self
+            .views
+            .iter()
+            .map(|t| vec![0f32; indices.len() * t.output_len()])
+            .collect();
+        let mut views = views;
+        let img = &self.images;
+        for (row, &i) in indices.iter().enumerate() {
+            let rgb = Rgb::from_u8(img.image(i), img.channels, img.height, img.width);
+            let mut rng = sample_rng(self.seed, epoch, i);
+            for (t, buf) in self.views.iter().zip(views.iter_mut()) {
+                let len = t.output_len();
+                t.augment(&rgb, &mut rng, &mut buf[row * len..(row + 1) * len]);
+            }
+        }
+        HostBatch {
+            views,
+            view_sizes: self.views.iter().map(|t| t.config().crop_size).collect(),
+            indices: indices.to_vec(),
+            labels: img
+                .labels
+                .as_ref()
+                .map(|l| indices.iter().map(|&i| l[i]).collect()),
+        }
+    }
+
+    /// The batches of `epoch`, starting at batch `skip` (to resume mid-epoch), built ahead on
+    /// the worker threads.
+    pub fn epoch(&self, epoch: u64, skip: usize) -> EpochIter {
+        let order = Arc::new(epoch_order(self.images.len(), self.seed, epoch));
+        let total = self.batches_per_epoch();
+        let mut receivers = Vec::new();
+        let mut handles = Vec::new();
+        for w in 0..self.num_workers {
+            let (tx, rx): (SyncSender<HostBatch>, Receiver<HostBatch>) = sync_channel(2);
+            let loader = self.clone();
+            let order = order.clone();
+            handles.push(std::thread::spawn(move || {
+                let bs = loader.batch_size;
+                let mut b = skip + w;
+                while b < total {
+                    let batch = loader.build_batch(epoch, &order[b * bs..(b + 1) * bs]);
+                    if tx.send(batch).is_err() {
+                        return;
+                    }
+                    b += loader.num_workers;
+                }
+            }));
+            receivers.push(rx);
+        }
+        EpochIter {
+            receivers,
+            handles,
+            next: skip,
+            skip,
+            total,
+        }
+    }
+}
+
+/// The batches of one epoch, in order.
+pub struct EpochIter {
+    receivers: Vec<Receiver<HostBatch>>,
+    handles: Vec<JoinHandle<()>>,
+    next: usize,
+    skip: usize,
+    total: usize,
+}
+
+impl Iterator for EpochIter {
+    type Item = HostBatch;
+
+    fn next(&mut self) -> Option<HostBatch> {
+        if self.next >= self.total {
+            return None;
+        }
+        let w = (self.next - self.skip) % self.receivers.len();
+        self.next += 1;
+        self.receivers[w].recv().ok()
+    }
+}
+
+impl Drop for EpochIter {
+    fn drop(&mut self) {
+        // Dropping the receivers makes blocked workers fail their send and exit.
+        self.receivers.clear();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Sequential, unaugmented batches (resized and normalised) for evaluation.
+pub fn eval_batches(images: &ImageSet, transform: &ViewTransform, batch_size: usize) -> Vec<HostBatch> {
+    let len = transform.output_len();
+    (0..images.len())
+        .step_by(batch_size.max(1))
+        .map(|start| {
+            let idx: Vec<usize> = (start..(start + batch_size).min(images.len())).collect();
+            let mut buf = vec![0f32; idx.len() * len];
+            for (row, &i) in idx.iter().enumerate() {
+                let rgb = Rgb::from_u8(images.image(i), images.channels, images.height, images.width);
+                transform.evaluate(&rgb, &mut buf[row * len..(row + 1) * len]);
+            }
+            HostBatch {
+                views: vec![buf],
+                view_sizes: vec![transform.config().crop_size],
+                labels: images
+                    .labels
+                    .as_ref()
+                    .map(|l| idx.iter().map(|&i| l[i]).collect()),
+                indices: idx,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! Checkpoints: one folder per finished epoch (`checkpoints/epoch-0003/`) holding the method
+//! (encoders, momentum encoder, queue: `model.bpk`), the optimiser state (`optim.bpk`) and the
+//! loop state (`state.json`). A checkpoint is written into `epoch-0003.tmp/` and renamed into
+//! place, so a crash never leaves a half-written checkpoint under a final name.
+//!
+//! No random-generator state needs saving: every random choice is a function of the run seed and
+//! the step, epoch or sample index, so the loop state is enough to resume exactly.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// The loop's state at the end of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Steps completed.
+    pub step: u64,
+    /// The run's seed.
+    pub seed: u64,
+    /// kNN top-1 (%) of the encoder at random initialisation.
+    pub knn_random_init: Option<f64>,
+    /// kNN top-1 (%) at this epoch, when evaluated.
+    pub knn_top1: Option<f64>,
+}
+
+/// How many finished checkpoints to keep.
+pub const KEEP_LAST: usize = 2;
+
+fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
+    run_dir.join("checkpoints").join(format!("epoch-{epoch:04}"))
+}
+
+/// Writes a checkpoint atomically and prunes old ones. Returns its folder.
+pub fn save<M: Module>(
+    run_dir: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    state: &LoopState,
+) -> Result<PathBuf, TrainError> {
+    let fin = epoch_dir(run_dir, state.epoch);
+    let tmp = fin.with_extension("tmp");
+    let ck = |message: String| TrainError::Checkpoint {
+        path: tmp.clone(),
+        message,
+    };
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    model
+        .clone()
+        .into_record()
+        .save(tmp.join("model.bpk"))
+        .map_err(|e| ck(e.to_string()))?;
+    optim
+        .save(tmp.join("optim.bpk"))
+        .map_err(|e| ck(e.to_string()))?;
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    std::fs::write(tmp.join("state.json"), json).map_err(|e| TrainError::io(&tmp, e))?;
+    if fin.exists() {
+        std::fs::remove_dir_all(&fin).map_err(|e| TrainError::io(&fin, e))?;
+    }
+    std::fs::rename(&tmp, &fin).map_err(|e| TrainError::io(&fin, e))?;
+    for old in list(run_dir)?.into_iter().rev().skip(KEEP_LAST) {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+    }
+    Ok(fin)
+}
+
+/// Finished checkpoints of a run, oldest first (unfinished `.tmp` folders are ignored).
+pub fn list(run_dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    let dir = run_dir.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<(usize, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let epoch = name.strip_prefix("epoch-")?.parse::<usize>().ok()?;
+            Some((epoch, e.path()))
+        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The newest finished checkpoint.
+pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>, TrainError> {
+    Ok(list(run_dir)?.pop())
+}
+
+/// Reads a checkpoint's loop state.
+pub fn read_state(dir: &Path) -> Result<LoopState, TrainError> {
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+        path: p,
+        message: format!("unreadable loop state: {e}"),
+    })
+}
+
+/// Loads the method's record into `model` (same architecture).
+pub fn load_model<M: Module>(dir: &Path, model: M) -> Result<M, TrainError> {
+    let p = dir.join("model.bpk");
+    let record = ModuleRecord::load(&p).map_err(|e| TrainError::Checkpoint {
+        path: p.clone(),
+        message: e.to_string(),
+    })?;
+    model.try_load_record(record).map_err(|e| TrainError::Checkpoint {
+        path: p,
+        message: format!("does not match the configured model: {e}"),
+    })
+}
+
+/// Loads the optimiser state.
+pub fn load_optim(dir: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer, TrainError> {
+    let p = dir.join("optim.bpk");
+    optim.load(&p).map_err(|e| TrainError::Checkpoint {
+        path: p,
+        message: e.to_string(),
+    })
+}

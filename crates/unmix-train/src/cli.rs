@@ -1,0 +1,151 @@
+//! The `unmix` command line (what `cargo xtask train|eval` runs).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::TrainConfig;
+use crate::error::TrainError;
+use crate::trainer::{RunOptions, evaluate_checkpoint, train};
+
+/// Self-supervised pre-training with Un-Mix.
+#[derive(Debug, Parser)]
+#[command(name = "unmix", version, about)]
+pub struct Cli {
+    /// The task.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Tasks.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pre-train with a config, evaluating with kNN at random init and during training.
+    Train {
+        /// The run config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Backend: cpu, cuda[:N] or wgpu (overrides `run.device`).
+        #[arg(long)]
+        device: Option<String>,
+        /// Continue from the run directory's latest checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many epochs in this invocation (resume later with --resume).
+        #[arg(long)]
+        stop_after: Option<usize>,
+        /// Write the run under this folder instead of `run.out_dir`.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+    /// Weighted kNN accuracy of a checkpoint, as a markdown table.
+    Eval {
+        /// A checkpoint folder `<run>/checkpoints/epoch-NNNN` (or a run folder: its latest).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Backend (overrides the run's `run.device`).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Cut the embedded Fashion-MNIST subset from the Debian package's IDX files.
+    CutFashionMnist {
+        /// Folder with the four `*-ubyte.gz` files (`/usr/share/datasets/fashion-mnist`).
+        #[arg(long)]
+        source: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "datasets/fashion-mnist")]
+        out: PathBuf,
+        /// Training images kept per class.
+        #[arg(long, default_value_t = 1000)]
+        per_class: usize,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), TrainError> {
+    match cli.command {
+        Command::Train {
+            config,
+            device,
+            resume,
+            stop_after,
+            out_dir,
+        } => {
+            let mut cfg = TrainConfig::load(&config)?;
+            if let Some(dir) = out_dir {
+                cfg.run.out_dir = dir;
+            }
+            let out = train(
+                &cfg,
+                &RunOptions {
+                    device,
+                    resume,
+                    quiet: false,
+                    stop_after,
+                },
+            )?;
+            println!();
+            println!(
+                "| encoder | kNN top-1 (k={}, t={}, {} features; {} train / {} test images) |",
+                cfg.eval.knn_k,
+                cfg.eval.knn_t,
+                feature_name(&cfg),
+                out.train_images,
+                out.test_images
+            );
+            println!("|---|---|");
+            println!("| random init | {:.2}% |", out.knn_random_init);
+            println!(
+                "| after {} epochs | {:.2}% |",
+                out.history.last().map_or(0, |r| r.epoch),
+                out.knn_final
+            );
+            println!(
+                "\ngain {:+.2} points in {:.0} s; run directory {}",
+                out.knn_final - out.knn_random_init,
+                out.seconds,
+                out.run_dir.display()
+            );
+            Ok(())
+        }
+        Command::Eval { checkpoint, device } => {
+            let dir = if checkpoint.join("state.json").exists() {
+                checkpoint
+            } else {
+                crate::checkpoint::latest(&checkpoint)?.ok_or_else(|| TrainError::Checkpoint {
+                    path: checkpoint.clone(),
+                    message: "no finished checkpoint here".into(),
+                })?
+            };
+            let (cfg, top1, n_train, n_test) = evaluate_checkpoint(&dir, device.as_deref())?;
+            println!("| checkpoint | protocol | features | k | t | bank | queries | top-1 |");
+            println!("|---|---|---|---|---|---|---|---|");
+            println!(
+                "| {} | weighted kNN (cosine, exp(sim/t)) | {} | {} | {} | {n_train} train | {n_test} test | {top1:.2}% |",
+                dir.display(),
+                feature_name(&cfg),
+                cfg.eval.knn_k,
+                cfg.eval.knn_t
+            );
+            Ok(())
+        }
+        Command::CutFashionMnist {
+            source,
+            out,
+            per_class,
+        } => {
+            for p in unmix_data::fashion_mnist::cut(&source, &out, per_class)? {
+                let sum = unmix_data::checksum::sha256_file(&p)?;
+                println!("{sum}  {}", p.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn feature_name(cfg: &TrainConfig) -> &'static str {
+    match cfg.eval.features {
+        crate::config::FeatureKind::Projection => "projection",
+        crate::config::FeatureKind::Backbone => "backbone",
+    }
+}

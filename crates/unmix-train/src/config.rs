@@ -1,0 +1,255 @@
+//! The run configuration (`configs/<dataset>/<method>[_unmix].toml`).
+//!
+//! Every section denies unknown keys and defaults to the reference hyper-parameters
+//! (algorithms.md §1.6A for MoCo on CIFAR). The resolved config is written into every run
+//! directory as `config.toml`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use unmix_data::AugmentationConfig;
+use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
+use unmix_ops::UnMixConfig;
+
+use crate::error::TrainError;
+use crate::moco::MocoConfig;
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Name, seed, device, output folder.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// Dataset and augmentation.
+    pub data: DataConfig,
+    /// Backbone and head.
+    #[serde(default = "default_model")]
+    pub model: EncoderConfig,
+    /// The self-supervised method.
+    pub method: MethodConfig,
+    /// Un-Mix.
+    #[serde(default)]
+    pub unmix: UnMixConfig,
+    /// Optimiser and schedule.
+    #[serde(default)]
+    pub optim: OptimConfig,
+    /// The kNN monitor.
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+fn default_model() -> EncoderConfig {
+    // The Un-Mix CIFAR demo: ResNet-18 (CIFAR stem), fc 512→128, split BN with 8 splits.
+    EncoderConfig {
+        backbone: ResNetConfig {
+            bn_splits: 8,
+            ..ResNetConfig::resnet18_cifar()
+        },
+        head: HeadConfig::Linear { out_dim: 128 },
+    }
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Run name: the run directory is `<out_dir>/<name>`.
+    pub name: String,
+    /// Seed of every random choice (initialisation, data order, augmentation, mixing).
+    pub seed: u64,
+    /// `cpu`, `cuda[:N]` or `wgpu`; `--device` overrides it.
+    pub device: String,
+    /// Where run directories go.
+    pub out_dir: PathBuf,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            name: "run".into(),
+            seed: 0,
+            device: "cpu".into(),
+            out_dir: "runs".into(),
+        }
+    }
+}
+
+/// Which dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// The Fashion-MNIST subset embedded in `datasets/fashion-mnist`.
+    FashionMnist,
+    /// CIFAR-10 binary version (`cifar-10-batches-bin/`).
+    Cifar10,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// The dataset.
+    pub dataset: DatasetKind,
+    /// Its folder, relative to the working directory.
+    pub path: PathBuf,
+    /// Use only the first `n` training images of each class (all when absent).
+    #[serde(default)]
+    pub train_per_class: Option<usize>,
+    /// Use only the first `n` test images of each class for evaluation (all when absent).
+    #[serde(default)]
+    pub test_per_class: Option<usize>,
+    /// Threads that build batches ahead of the training step.
+    #[serde(default = "one")]
+    pub num_workers: usize,
+    /// The augmentation of both views.
+    #[serde(default)]
+    pub augmentation: AugmentationConfig,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// `[method]`: the base method, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MethodConfig {
+    /// MoCo v1/v2 (symmetric or asymmetric).
+    Moco(MocoConfig),
+}
+
+/// Learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// `lr·½(1+cos(π·epoch/epochs))` per epoch, epochs counted from 0 (MoCo `--cos`).
+    Cosine,
+    /// Constant.
+    Constant,
+}
+
+/// `[optim]`: SGD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Epochs.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Base learning rate (0.06 for batch 512 in the CIFAR demo).
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+    /// Schedule.
+    pub schedule: Schedule,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1000,
+            batch_size: 512,
+            lr: 0.06,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Cosine,
+        }
+    }
+}
+
+/// Which features the kNN monitor uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// The projection head's output (the MoCo demo's monitor).
+    Projection,
+    /// The pooled backbone features.
+    Backbone,
+}
+
+/// `[eval]`: the weighted kNN monitor (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Neighbours.
+    pub knn_k: usize,
+    /// Temperature of the `exp(sim/t)` weights.
+    pub knn_t: f64,
+    /// Evaluate every `n` epochs (and always after the last); 0 = only at the end.
+    pub every_epochs: usize,
+    /// Features used.
+    pub features: FeatureKind,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: 200,
+            knn_t: 0.1,
+            every_epochs: 1,
+            features: FeatureKind::Projection,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads and validates a TOML file; errors name the file and the key.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let config: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.model.backbone.validate()?;
+        self.unmix.validate()?;
+        self.data.augmentation.validate()?;
+        let o = &self.optim;
+        if o.epochs == 0 {
+            return Err(TrainError::value("optim.epochs", 0, "expected at least 1"));
+        }
+        if o.batch_size < 2 {
+            return Err(TrainError::value("optim.batch_size", o.batch_size, "expected at least 2"));
+        }
+        if o.batch_size % self.model.backbone.bn_splits != 0 {
+            return Err(TrainError::value(
+                "optim.batch_size",
+                o.batch_size,
+                "expected a multiple of model.backbone.bn_splits",
+            ));
+        }
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            return Err(TrainError::value("optim.lr", o.lr, "expected a finite value > 0"));
+        }
+        if !(0.0..1.0).contains(&o.momentum) {
+            return Err(TrainError::value("optim.momentum", o.momentum, "expected a value in [0, 1)"));
+        }
+        if !(o.weight_decay >= 0.0) {
+            return Err(TrainError::value("optim.weight_decay", o.weight_decay, "expected >= 0"));
+        }
+        if self.eval.knn_k == 0 || !(self.eval.knn_t > 0.0) {
+            return Err(TrainError::value(
+                "eval.knn_k / eval.knn_t",
+                format!("{} / {}", self.eval.knn_k, self.eval.knn_t),
+                "expected k >= 1 and t > 0",
+            ));
+        }
+        match &self.method {
+            MethodConfig::Moco(m) => m.validate(o.batch_size)?,
+        }
+        Ok(())
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}

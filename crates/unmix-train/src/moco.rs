@@ -1,0 +1,192 @@
+//! MoCo v1/v2 (He et al. 2020; Chen et al. 2020) with the symmetric form and split BN of the
+//! Un-Mix CIFAR demo (algorithms.md §1.4.1, §1.6A/B).
+
+use burn::module::{Module, RunningState};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use unmix_data::MultiViewBatch;
+use unmix_losses::{MocoEmbeddings, MocoLoss, l2_normalize};
+use unmix_models::{Encoder, EncoderConfig, ShuffleBn, momentum_update};
+use unmix_ops::MixedBatch;
+
+use crate::error::TrainError;
+use crate::method::{Method, StepContext, StepOutput};
+
+/// `[method]` with `kind = "moco"`. Defaults: the Un-Mix CIFAR demo (K 4096, m 0.99, T 0.1,
+/// symmetric).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MocoConfig {
+    /// Number of negative keys K.
+    pub queue_len: usize,
+    /// Key-encoder momentum m (0.99 CIFAR, 0.999 ImageNet).
+    pub momentum: f64,
+    /// Softmax temperature T (0.1 CIFAR demo, 0.07 v1, 0.2 v2).
+    pub temperature: f64,
+    /// Symmetric loss (both views as queries; enqueues 2N keys per step).
+    pub symmetric: bool,
+    /// Shuffle-BN on the key encoder.
+    pub shuffle_bn: bool,
+}
+
+impl Default for MocoConfig {
+    fn default() -> Self {
+        Self {
+            queue_len: 4096,
+            momentum: 0.99,
+            temperature: 0.1,
+            symmetric: true,
+            shuffle_bn: true,
+        }
+    }
+}
+
+impl MocoConfig {
+    /// Checks ranges; `K` must be a multiple of the keys enqueued per step, as the reference
+    /// asserts.
+    pub fn validate(&self, batch_size: usize) -> Result<(), TrainError> {
+        let per_step = if self.symmetric { 2 * batch_size } else { batch_size };
+        if self.queue_len == 0 || self.queue_len % per_step != 0 {
+            return Err(TrainError::value(
+                "method.queue_len",
+                self.queue_len,
+                &format!("expected a positive multiple of the {per_step} keys enqueued per step"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) {
+            return Err(TrainError::value("method.momentum", self.momentum, "expected a value in [0, 1]"));
+        }
+        if !(self.temperature > 0.0) {
+            return Err(TrainError::value("method.temperature", self.temperature, "expected > 0"));
+        }
+        Ok(())
+    }
+
+    /// Builds the method: a query encoder, its momentum copy and a queue of random unit keys.
+    pub fn init(&self, encoder: &EncoderConfig, device: &Device) -> Result<Moco, TrainError> {
+        let encoder_q = encoder.init(device)?;
+        // An independent module (running statistics must not be shared), then copied exactly.
+        let encoder_k = momentum_update(encoder.init(device)?.no_grad(), &encoder_q, 0.0);
+        let dim = encoder.head.out_dim();
+        let queue = l2_normalize(Tensor::<2>::random(
+            [self.queue_len, dim],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            device,
+        ));
+        Ok(Moco {
+            encoder_q,
+            encoder_k,
+            queue: RunningState::new(queue),
+            momentum: self.momentum,
+            temperature: self.temperature,
+            symmetric: self.symmetric,
+            shuffle_bn: self.shuffle_bn,
+        })
+    }
+}
+
+/// MoCo: query encoder, momentum key encoder and queue of negatives `[K, C]`.
+#[derive(Module, Debug)]
+pub struct Moco {
+    /// Query encoder (trained by gradients).
+    pub encoder_q: Encoder,
+    /// Key encoder, an EMA of the query encoder.
+    pub encoder_k: Encoder,
+    /// Negative keys, newest first.
+    pub queue: RunningState<Tensor<2>>,
+    /// EMA momentum.
+    pub momentum: f64,
+    /// Temperature.
+    pub temperature: f64,
+    /// Symmetric loss.
+    pub symmetric: bool,
+    /// Shuffle-BN on the key encoder.
+    pub shuffle_bn: bool,
+}
+
+impl Moco {
+    fn keys(&self, x: Tensor<4>, ctx: &StepContext, salt: u64) -> Tensor<2> {
+        let x = x.detach();
+        let k = if self.shuffle_bn {
+            let n = x.dims()[0];
+            let seed = ctx.seed ^ ctx.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+            let shuffle = ShuffleBn::random(n, seed);
+            shuffle.unshuffle(self.encoder_k.forward(shuffle.shuffle(x)))
+        } else {
+            self.encoder_k.forward(x)
+        };
+        l2_normalize(k).detach()
+    }
+}
+
+impl Method for Moco {
+    /// The keys to enqueue.
+    type StepState = Tensor<2>;
+
+    fn num_views(&self) -> usize {
+        2
+    }
+
+    fn forward_train(
+        &self,
+        batch: &MultiViewBatch,
+        mixed: Option<&MixedBatch>,
+        ctx: &StepContext,
+    ) -> StepOutput<Tensor<2>> {
+        let (x0, x1) = (batch.views[0].clone(), batch.views[1].clone());
+        let queue = self.queue.value_sync();
+        let q1 = l2_normalize(self.encoder_q.forward(x0.clone()));
+        let k2 = self.keys(x1.clone(), ctx, 2);
+        let (swapped, enqueue) = if self.symmetric {
+            let q2 = l2_normalize(self.encoder_q.forward(x1));
+            let k1 = self.keys(x0, ctx, 1);
+            (Some((q2, k1.clone())), Tensor::cat(vec![k1, k2.clone()], 0))
+        } else {
+            (None, k2.clone())
+        };
+        // One forward of the mixture; its batch flip is taken on the embeddings.
+        let mixed = mixed.map(|m| {
+            (
+                l2_normalize(self.encoder_q.forward(m.images.clone())),
+                m.lambda,
+            )
+        });
+        let loss = MocoLoss {
+            temperature: self.temperature,
+            symmetric: self.symmetric,
+        };
+        let terms = loss.forward(
+            MocoEmbeddings {
+                q1,
+                k2,
+                swapped,
+                mixed,
+            },
+            queue,
+        );
+        let mut named = vec![("plain", terms.plain.clone())];
+        if let Some(m) = terms.mixed {
+            named.push(("mixed", m));
+        }
+        StepOutput {
+            loss: terms.total,
+            terms: named,
+            state: enqueue,
+        }
+    }
+
+    fn after_step(mut self, keys: Tensor<2>, _ctx: &StepContext) -> Self {
+        // EMA after the optimiser step equals the reference's EMA before the next key forward.
+        self.encoder_k = momentum_update(self.encoder_k, &self.encoder_q, self.momentum);
+        let queue = self.queue.value_sync();
+        let [k, _] = queue.dims();
+        let n = keys.dims()[0];
+        let kept = queue.narrow(0, 0, k - n);
+        self.queue = RunningState::new(Tensor::cat(vec![keys.detach(), kept], 0).detach());
+        self
+    }
+
+    fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        self.encoder_q.forward_features(images)
+    }
+}

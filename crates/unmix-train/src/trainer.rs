@@ -1,0 +1,346 @@
+//! The training loop: Un-Mix step, SGD with a per-epoch schedule, progress bar, kNN monitor,
+//! metrics CSV, atomic checkpoints and resume. Generic over [`Method`]; nothing here knows which
+//! method it trains.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use unmix_data::fashion_mnist::{self, Split};
+use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
+use unmix_ops::UnMix;
+
+use crate::checkpoint::{self, LoopState};
+use crate::config::{DatasetKind, MethodConfig, TrainConfig};
+use crate::device::parse_device;
+use crate::error::TrainError;
+use crate::knn::{extract, weighted_knn};
+use crate::method::{Method, StepContext};
+use crate::metrics::{EpochRecord, MetricsFile};
+use crate::schedule::learning_rate;
+
+/// Options that are not part of the experiment.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides `run.device`.
+    pub device: Option<String>,
+    /// Continue from the run directory's latest checkpoint.
+    pub resume: bool,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+    /// Stop after this many epochs in this invocation (to test resume); the schedule still
+    /// spans `optim.epochs`.
+    pub stop_after: Option<usize>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// kNN top-1 (%) of the encoder at random initialisation.
+    pub knn_random_init: f64,
+    /// kNN top-1 (%) after the last epoch run.
+    pub knn_final: f64,
+    /// One record per epoch, epoch 0 being the random initialisation.
+    pub history: Vec<EpochRecord>,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+    /// Training images.
+    pub train_images: usize,
+    /// Evaluation images.
+    pub test_images: usize,
+}
+
+/// The training and evaluation sets of a config.
+pub fn load_sets(config: &TrainConfig) -> Result<(ImageSet, ImageSet), TrainError> {
+    let d = &config.data;
+    let (train, test) = match d.dataset {
+        DatasetKind::FashionMnist => (
+            fashion_mnist::load(&d.path, Split::Train)?,
+            fashion_mnist::load(&d.path, Split::Test)?,
+        ),
+        DatasetKind::Cifar10 => {
+            let files: Vec<PathBuf> = (1..=5)
+                .map(|i| d.path.join(format!("data_batch_{i}.bin")))
+                .collect();
+            let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+            (
+                unmix_data::cifar::read_cifar10(&refs)?,
+                unmix_data::cifar::read_cifar10(&[&d.path.join("test_batch.bin")])?,
+            )
+        }
+    };
+    let cut = |set: ImageSet, per_class: Option<usize>| match per_class {
+        Some(n) => {
+            let idx = set.balanced_head(n);
+            set.subset(&idx)
+        }
+        None => set,
+    };
+    Ok((cut(train, d.train_per_class), cut(test, d.test_per_class)))
+}
+
+/// Runs the configured method (the only place that maps a config to a method type).
+pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
+    config.validate()?;
+    let device_spec = options.device.clone().unwrap_or(config.run.device.clone());
+    let device = parse_device(&device_spec)?.autodiff();
+    device.seed(config.run.seed);
+    match &config.method {
+        MethodConfig::Moco(m) => train_method(m.init(&config.model, &device)?, config, options, &device),
+    }
+}
+
+/// The loop, for any method.
+pub fn train_method<M: Method>(
+    mut model: M,
+    config: &TrainConfig,
+    options: &RunOptions,
+    device: &Device,
+) -> Result<TrainOutcome, TrainError> {
+    let started = Instant::now();
+    let run_dir = config.run.out_dir.join(&config.run.name);
+    std::fs::create_dir_all(&run_dir).map_err(|e| TrainError::io(&run_dir, e))?;
+    let (train_set, test_set) = load_sets(config)?;
+    let transform = ViewTransform::new(config.data.augmentation.clone())?;
+    let seed = config.run.seed;
+    let loader = MultiViewLoader::new(
+        Arc::new(train_set.clone()),
+        vec![transform.clone(); model.num_views()],
+        config.optim.batch_size,
+        config.data.num_workers,
+        seed,
+    )?;
+    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
+    let o = &config.optim;
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: o.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay((o.weight_decay > 0.0).then(|| WeightDecayConfig {
+            penalty: o.weight_decay as f32,
+        }))
+        .init();
+
+    let classes = train_set.class_names.len();
+    let train_labels = train_set.labels.clone().unwrap_or_default();
+    let test_labels = test_set.labels.clone().unwrap_or_default();
+    let evaluate = |model: &M| -> f64 {
+        let kind = config.eval.features;
+        let bank = extract(model, &train_set, &transform, kind, device);
+        let queries = extract(model, &test_set, &transform, kind, device);
+        100.0
+            * weighted_knn(
+                &bank,
+                &train_labels,
+                &queries,
+                &test_labels,
+                classes,
+                config.eval.knn_k,
+                config.eval.knn_t,
+                device,
+            )
+    };
+
+    // Start fresh or from the latest checkpoint.
+    let (mut start_epoch, mut step, knn_random_init, metrics) = match checkpoint::latest(&run_dir)? {
+        Some(dir) if options.resume => {
+            let state = checkpoint::read_state(&dir)?;
+            if state.seed != seed {
+                return Err(TrainError::Checkpoint {
+                    path: dir,
+                    message: format!("written by a run with seed {}, config says {seed}", state.seed),
+                });
+            }
+            model = checkpoint::load_model(&dir, model)?;
+            optim = checkpoint::load_optim(&dir, optim)?;
+            if !options.quiet {
+                println!("resuming from {} (epoch {}, step {})", dir.display(), state.epoch, state.step);
+            }
+            let metrics = MetricsFile::open(&run_dir, Some(state.epoch))?;
+            (state.epoch, state.step, state.knn_random_init.unwrap_or(f64::NAN), metrics)
+        }
+        _ => {
+            let metrics = MetricsFile::open(&run_dir, None)?;
+            let knn0 = evaluate(&model);
+            metrics.append(&EpochRecord {
+                epoch: 0,
+                step: 0,
+                lr: 0.0,
+                loss: f64::NAN,
+                loss_plain: f64::NAN,
+                loss_mixed: f64::NAN,
+                lambda: f64::NAN,
+                images_per_s: f64::NAN,
+                knn_top1: knn0,
+            })?;
+            if !options.quiet {
+                println!("kNN top-1 at random init: {knn0:.2}%");
+            }
+            (0, 0, knn0, metrics)
+        }
+    };
+    std::fs::write(run_dir.join("config.toml"), config.to_toml())
+        .map_err(|e| TrainError::io(&run_dir, e))?;
+
+    let per_epoch = loader.batches_per_epoch();
+    let total_steps = (o.epochs * per_epoch) as u64;
+    let last_epoch = options
+        .stop_after
+        .map_or(o.epochs, |n| (start_epoch + n).min(o.epochs));
+    let bar = if options.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(((last_epoch - start_epoch) * per_epoch) as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let mut last_knn = f64::NAN;
+    while start_epoch < last_epoch {
+        let epoch = start_epoch;
+        let lr = learning_rate(o.schedule, o.lr, epoch, o.epochs);
+        let (mut sum, mut sum_plain, mut sum_mixed, mut sum_lambda) = (0.0, 0.0, 0.0, 0.0);
+        let t0 = Instant::now();
+        bar.set_prefix(format!("epoch {}/{}", epoch + 1, o.epochs));
+        for host in loader.epoch(epoch as u64, 0) {
+            let ctx = StepContext {
+                step,
+                epoch,
+                progress: step as f64 / total_steps.max(1) as f64,
+                seed,
+            };
+            let batch = host.to_device(device);
+            let mixed = unmix
+                .config()
+                .enabled
+                .then(|| unmix.apply(batch.views[0].clone(), step));
+            let out = model.forward_train(&batch, mixed.as_ref(), &ctx);
+            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            model = model.after_step(out.state, &ctx);
+            let loss: f64 = out.loss.into_scalar::<f32>() as f64;
+            sum += loss;
+            for (name, t) in out.terms {
+                let v = t.into_scalar::<f32>() as f64;
+                match name {
+                    "plain" => sum_plain += v,
+                    "mixed" => sum_mixed += v,
+                    _ => {}
+                }
+            }
+            let lambda = mixed.as_ref().map_or(f64::NAN, |m| m.lambda);
+            sum_lambda += lambda;
+            step += 1;
+            bar.inc(1);
+            let ips = bar.position() as f64 * loader.batch_size() as f64 / bar.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {loss:.3} λ {lambda:.2} {ips:.0} img/s"));
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        start_epoch += 1;
+        let n = per_epoch as f64;
+        let due = config.eval.every_epochs > 0 && start_epoch % config.eval.every_epochs == 0;
+        let knn = if due || start_epoch == last_epoch {
+            evaluate(&model)
+        } else {
+            f64::NAN
+        };
+        if !knn.is_nan() {
+            last_knn = knn;
+        }
+        let record = EpochRecord {
+            epoch: start_epoch,
+            step,
+            lr,
+            loss: sum / n,
+            loss_plain: sum_plain / n,
+            loss_mixed: if config.unmix.enabled { sum_mixed / n } else { f64::NAN },
+            lambda: sum_lambda / n,
+            images_per_s: n * loader.batch_size() as f64 / seconds,
+            knn_top1: knn,
+        };
+        metrics.append(&record)?;
+        checkpoint::save(
+            &run_dir,
+            &model,
+            &optim,
+            &LoopState {
+                epoch: start_epoch,
+                step,
+                seed,
+                knn_random_init: Some(knn_random_init),
+                knn_top1: (!knn.is_nan()).then_some(knn),
+            },
+        )?;
+        if !options.quiet {
+            bar.println(format!(
+                "epoch {start_epoch}/{}: loss {:.4} lr {lr:.4} {:.0} img/s kNN {}",
+                o.epochs,
+                record.loss,
+                record.images_per_s,
+                if knn.is_nan() { "-".to_string() } else { format!("{knn:.2}%") }
+            ));
+        }
+    }
+    bar.finish_and_clear();
+    if last_knn.is_nan() {
+        last_knn = evaluate(&model);
+    }
+    Ok(TrainOutcome {
+        history: MetricsFile::read(&run_dir.join("metrics.csv"))?,
+        run_dir,
+        knn_random_init,
+        knn_final: last_knn,
+        seconds: started.elapsed().as_secs_f64(),
+        train_images: train_set.len(),
+        test_images: test_set.len(),
+    })
+}
+
+/// kNN top-1 (%) of a checkpoint, with the config saved in its run directory.
+pub fn evaluate_checkpoint(dir: &Path, device: Option<&str>) -> Result<(TrainConfig, f64, usize, usize), TrainError> {
+    let run_dir = dir
+        .parent()
+        .and_then(|p| p.parent())
+        .ok_or_else(|| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            message: "expected <run>/checkpoints/epoch-NNNN".into(),
+        })?;
+    let config = TrainConfig::load(&run_dir.join("config.toml"))?;
+    let device = parse_device(device.unwrap_or(&config.run.device))?;
+    let (train_set, test_set) = load_sets(&config)?;
+    let transform = ViewTransform::new(config.data.augmentation.clone())?;
+    let top1 = match &config.method {
+        MethodConfig::Moco(m) => {
+            let model = checkpoint::load_model(dir, m.init(&config.model, &device)?)?;
+            let kind = config.eval.features;
+            let bank = extract(&model, &train_set, &transform, kind, &device);
+            let queries = extract(&model, &test_set, &transform, kind, &device);
+            100.0
+                * weighted_knn(
+                    &bank,
+                    train_set.labels.as_deref().unwrap_or_default(),
+                    &queries,
+                    test_set.labels.as_deref().unwrap_or_default(),
+                    train_set.class_names.len(),
+                    config.eval.knn_k,
+                    config.eval.knn_t,
+                    &device,
+                )
+        }
+    };
+    Ok((config, top1, train_set.len(), test_set.len()))
+}
