@@ -75,7 +75,11 @@ impl AugmentationConfig {
             })
         };
         if self.crop_size == 0 {
-            return bad("augmentation.crop_size", "0".into(), "expected a positive size");
+            return bad(
+                "augmentation.crop_size",
+                "0".into(),
+                "expected a positive size",
+            );
         }
         let [s0, s1] = self.crop_scale;
         if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) {
@@ -133,7 +137,11 @@ impl Rgb {
         let mut data = Vec::with_capacity(3 * plane);
         for c in 0..3 {
             let src = if channels == 1 { 0 } else { c };
-            data.extend(pixels[src * plane..(src + 1) * plane].iter().map(|&v| v as f32 / 255.0));
+            data.extend(
+                pixels[src * plane..(src + 1) * plane]
+                    .iter()
+                    .map(|&v| v as f32 / 255.0),
+            );
         }
         Rgb {
             height,
@@ -227,14 +235,18 @@ fn blend(a: f32, b: f32, ratio: f32) -> f32 {
 
 /// `adjust_brightness`: scale and clamp.
 pub fn adjust_brightness(img: &mut Rgb, factor: f32) {
-    img.data.iter_mut().for_each(|v| *v = (*v * factor).clamp(0.0, 1.0));
+    img.data
+        .iter_mut()
+        .for_each(|v| *v = (*v * factor).clamp(0.0, 1.0));
 }
 
 /// `adjust_contrast`: blend with the mean luma of the image.
 pub fn adjust_contrast(img: &mut Rgb, factor: f32) {
     let luma = img.luma();
     let mean = luma.iter().sum::<f32>() / luma.len() as f32;
-    img.data.iter_mut().for_each(|v| *v = blend(*v, mean, factor));
+    img.data
+        .iter_mut()
+        .for_each(|v| *v = blend(*v, mean, factor));
 }
 
 /// `adjust_saturation`: blend with the per-pixel luma.
@@ -390,7 +402,10 @@ impl ViewTransform {
         let p = img.plane();
         for c in 0..3 {
             let (m, s) = (self.config.mean[c], self.config.std[c]);
-            for (o, v) in out[c * p..(c + 1) * p].iter_mut().zip(&img.data[c * p..(c + 1) * p]) {
+            for (o, v) in out[c * p..(c + 1) * p]
+                .iter_mut()
+                .zip(&img.data[c * p..(c + 1) * p])
+            {
                 *o = (v - m) / s;
             }
         }
@@ -456,10 +471,19 @@ mod tests {
         let mut a = base.clone();
         adjust_hue(&mut a, 0.25);
         let e = [1.0, 0.25, 0.375];
-        assert!(a.data.iter().zip(e).all(|(v, e)| (v - e).abs() < 1e-5), "{:?}", a.data);
+        assert!(
+            a.data.iter().zip(e).all(|(v, e)| (v - e).abs() < 1e-5),
+            "{:?}",
+            a.data
+        );
         let mut a = base;
         adjust_hue(&mut a, 0.0);
-        assert!(a.data.iter().zip([0.5, 0.25, 1.0]).all(|(v, e)| (v - e).abs() < 1e-6));
+        assert!(
+            a.data
+                .iter()
+                .zip([0.5, 0.25, 1.0])
+                .all(|(v, e)| (v - e).abs() < 1e-6)
+        );
     }
 
     #[test]
@@ -478,7 +502,12 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let src = Rgb::from_u8(&(0..=255u8).cycle().take(3 * 100).collect::<Vec<_>>(), 3, 10, 10);
+        let src = Rgb::from_u8(
+            &(0..=255u8).cycle().take(3 * 100).collect::<Vec<_>>(),
+            3,
+            10,
+            10,
+        );
         let mut a = vec![0.0; t.output_len()];
         let mut b = vec![0.0; t.output_len()];
         t.augment(&src, &mut ChaCha8Rng::seed_from_u64(4), &mut a);

@@ -36,7 +36,13 @@ pub enum Cifar100Label {
 
 /// Reads CIFAR-10 binary batch files (e.g. `data_batch_1.bin` … `data_batch_5.bin`) into one set.
 pub fn read_cifar10(files: &[&Path]) -> Result<ImageSet, DataError> {
-    read_records(files, 1, 0, 10, CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect())
+    read_records(
+        files,
+        1,
+        0,
+        10,
+        CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect(),
+    )
 }
 
 /// Reads CIFAR-100 binary files (`train.bin`, `test.bin`) with the chosen label.
@@ -94,9 +100,10 @@ fn read_records(
 
 /// Writes a 32×32 RGB labelled set as one CIFAR-10 binary file.
 pub fn write_cifar10(path: &Path, set: &ImageSet) -> Result<(), DataError> {
-    let labels = set.labels.as_ref().ok_or_else(|| {
-        DataError::format(path, "CIFAR-10 records need labels; the set has none")
-    })?;
+    let labels = set
+        .labels
+        .as_ref()
+        .ok_or_else(|| DataError::format(path, "CIFAR-10 records need labels; the set has none"))?;
     if (set.channels, set.height, set.width) != (3, 32, 32) {
         return Err(DataError::format(
             path,

@@ -84,7 +84,10 @@ pub fn read_pair(images: &Path, labels: &Path) -> Result<ImageSet, DataError> {
         ));
     }
     if let Some(bad) = lab.data.iter().find(|&&l| l as usize >= CLASSES.len()) {
-        return Err(DataError::format(labels, format!("label {bad}, expected < 10")));
+        return Err(DataError::format(
+            labels,
+            format!("label {bad}, expected < 10"),
+        ));
     }
     Ok(ImageSet {
         channels: 1,
@@ -99,7 +102,11 @@ pub fn read_pair(images: &Path, labels: &Path) -> Result<ImageSet, DataError> {
 /// Cuts the embedded set from the Debian package's files in `source`: the first
 /// `per_class` training images of each class in file order, and the test set as is.
 /// Returns the written paths.
-pub fn cut(source: &Path, out: &Path, per_class: usize) -> Result<Vec<std::path::PathBuf>, DataError> {
+pub fn cut(
+    source: &Path,
+    out: &Path,
+    per_class: usize,
+) -> Result<Vec<std::path::PathBuf>, DataError> {
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
     let train = read_pair(&source.join(FILES[0].0), &source.join(FILES[1].0))?;
     let keep = train.balanced_head(per_class);

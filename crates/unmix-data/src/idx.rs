@@ -48,7 +48,10 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, String> {
     let ndims = bytes[3] as usize;
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(format!("truncated IDX header: {} bytes for {ndims} dimensions", bytes.len()));
+        return Err(format!(
+            "truncated IDX header: {} bytes for {ndims} dimensions",
+            bytes.len()
+        ));
     }
     let dims: Vec<usize> = (0..ndims)
         .map(|d| u32::from_be_bytes(bytes[4 + 4 * d..8 + 4 * d].try_into().unwrap()) as usize)
@@ -76,7 +79,9 @@ pub fn write_idx(path: &Path, array: &IdxArray, gzip: bool) -> Result<(), DataEr
     }
     bytes.extend_from_slice(&array.data);
     let out = if gzip {
-        let mut enc = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
+        let mut enc = GzBuilder::new()
+            .mtime(0)
+            .write(Vec::new(), Compression::best());
         enc.write_all(&bytes).map_err(|e| DataError::io(path, e))?;
         enc.finish().map_err(|e| DataError::io(path, e))?
     } else {
@@ -108,11 +113,18 @@ mod tests {
     fn bad_files_name_the_problem() {
         assert!(parse_idx(&[1, 2, 3]).unwrap_err().contains("magic"));
         let short = [0, 0, 8, 1, 0, 0, 0, 5, 1, 2];
-        assert!(parse_idx(&short).unwrap_err().contains("need 5 data bytes, found 2"));
+        assert!(
+            parse_idx(&short)
+                .unwrap_err()
+                .contains("need 5 data bytes, found 2")
+        );
         let dir = std::env::temp_dir();
         let p = dir.join(format!("unmix-bad-{}.gz", std::process::id()));
         std::fs::write(&p, [0x1f, 0x8b, 0, 1, 2]).unwrap();
         let err = read_idx(&p).unwrap_err().to_string();
-        assert!(err.contains(p.to_str().unwrap()) && err.contains("gzip"), "{err}");
+        assert!(
+            err.contains(p.to_str().unwrap()) && err.contains("gzip"),
+            "{err}"
+        );
     }
 }

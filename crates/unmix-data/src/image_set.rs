@@ -58,7 +58,12 @@ impl ImageSet {
         let Some(labels) = &self.labels else {
             return (0..self.len().min(per_class)).collect();
         };
-        let mut taken = vec![0usize; self.class_names.len().max(1 + *labels.iter().max().unwrap_or(&0) as usize)];
+        let mut taken = vec![
+            0usize;
+            self.class_names
+                .len()
+                .max(1 + *labels.iter().max().unwrap_or(&0) as usize)
+        ];
         let mut out = Vec::new();
         for (i, &l) in labels.iter().enumerate() {
             if taken[l as usize] < per_class {

@@ -234,7 +234,11 @@ impl Drop for EpochIter {
 }
 
 /// Sequential, unaugmented batches (resized and normalised) for evaluation.
-pub fn eval_batches(images: &ImageSet, transform: &ViewTransform, batch_size: usize) -> Vec<HostBatch> {
+pub fn eval_batches(
+    images: &ImageSet,
+    transform: &ViewTransform,
+    batch_size: usize,
+) -> Vec<HostBatch> {
     let len = transform.output_len();
     (0..images.len())
         .step_by(batch_size.max(1))
@@ -242,7 +246,12 @@ pub fn eval_batches(images: &ImageSet, transform: &ViewTransform, batch_size: us
             let idx: Vec<usize> = (start..(start + batch_size).min(images.len())).collect();
             let mut buf = vec![0f32; idx.len() * len];
             for (row, &i) in idx.iter().enumerate() {
-                let rgb = Rgb::from_u8(images.image(i), images.channels, images.height, images.width);
+                let rgb = Rgb::from_u8(
+                    images.image(i),
+                    images.channels,
+                    images.height,
+                    images.width,
+                );
                 transform.evaluate(&rgb, &mut buf[row * len..(row + 1) * len]);
             }
             HostBatch {

@@ -25,11 +25,16 @@ fn embedded_fashion_mnist_is_balanced_and_verified() {
     assert_eq!((train.channels, train.height, train.width), (1, 28, 28));
     for set in [&train, &test] {
         let mut counts = [0usize; 10];
-        set.labels.as_ref().unwrap().iter().for_each(|&l| counts[l as usize] += 1);
+        set.labels
+            .as_ref()
+            .unwrap()
+            .iter()
+            .for_each(|&l| counts[l as usize] += 1);
         assert_eq!(counts, [1000; 10]);
     }
     // Real images: mean pixel close to Fashion-MNIST's 0.286.
-    let mean = train.pixels.iter().map(|&p| p as f64).sum::<f64>() / train.pixels.len() as f64 / 255.0;
+    let mean =
+        train.pixels.iter().map(|&p| p as f64).sum::<f64>() / train.pixels.len() as f64 / 255.0;
     assert!((mean - 0.286).abs() < 0.01, "{mean}");
 }
 
@@ -46,7 +51,10 @@ fn a_replaced_file_fails_its_checksum_with_its_name() {
     std::fs::write(&victim, bytes).unwrap();
     let err = fashion_mnist::load(&dir, Split::Test).unwrap_err();
     assert!(matches!(err, DataError::Checksum { .. }));
-    assert!(err.to_string().contains("t10k-labels-idx1-ubyte.gz"), "{err}");
+    assert!(
+        err.to_string().contains("t10k-labels-idx1-ubyte.gz"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -88,7 +96,10 @@ fn cifar10_binary_round_trip_in_the_exact_format() {
     // A truncated file is an error naming it.
     std::fs::write(&b, &raw[..3000]).unwrap();
     let err = read_cifar10(&[&b]).unwrap_err().to_string();
-    assert!(err.contains("data_batch_2.bin") && err.contains("3073-byte"), "{err}");
+    assert!(
+        err.contains("data_batch_2.bin") && err.contains("3073-byte"),
+        "{err}"
+    );
 }
 
 fn small_loader(set: &Arc<ImageSet>, workers: usize, seed: u64) -> MultiViewLoader {

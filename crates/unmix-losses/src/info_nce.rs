@@ -60,7 +60,10 @@ mod tests {
     fn finite_difference_gradient_check() {
         let device = Device::flex().autodiff();
         let raw = [[0.3f32, -0.2, 0.9], [-0.5, 0.4, 0.1]];
-        let key = l2_normalize(Tensor::<2>::from_floats([[0.2, 0.1, 0.7], [-0.1, 0.9, 0.3]], &device));
+        let key = l2_normalize(Tensor::<2>::from_floats(
+            [[0.2, 0.1, 0.7], [-0.1, 0.9, 0.3]],
+            &device,
+        ));
         let queue = l2_normalize(Tensor::<2>::from_floats(
             [[1.0, 0.0, 0.0], [0.0, -1.0, 0.5], [0.3, 0.3, -0.9]],
             &device,
@@ -68,7 +71,12 @@ mod tests {
         let loss_of = |x: Tensor<2>| info_nce(l2_normalize(x), key.clone(), queue.clone(), 0.2);
         let x = Tensor::<2>::from_floats(raw, &device).require_grad();
         let grads = loss_of(x.clone()).backward();
-        let analytic = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+        let analytic = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let eps = 1e-3f32;
         for idx in 0..6 {
             let mut plus = raw;

@@ -94,9 +94,18 @@ mod tests {
     fn mixed_terms_with_lambda_one_equal_the_plain_terms() {
         let device = Device::flex();
         device.seed(5);
-        let (q1, k2, q2, k1, queue) = (r(4, &device), r(4, &device), r(4, &device), r(4, &device), r(8, &device));
+        let (q1, k2, q2, k1, queue) = (
+            r(4, &device),
+            r(4, &device),
+            r(4, &device),
+            r(4, &device),
+            r(8, &device),
+        );
         for symmetric in [false, true] {
-            let loss = MocoLoss { temperature: 0.1, symmetric };
+            let loss = MocoLoss {
+                temperature: 0.1,
+                symmetric,
+            };
             let emb = MocoEmbeddings {
                 q1: q1.clone(),
                 k2: k2.clone(),

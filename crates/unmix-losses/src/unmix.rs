@@ -51,10 +51,13 @@ mod tests {
         };
         let (q, k, queue) = (r(6), r(6), r(16));
         let plain: f32 = info_nce(q.clone(), k.clone(), queue.clone(), 0.1).into_scalar();
-        let mixed: f32 = mixed_info_nce(q.clone(), k.clone(), queue.clone(), 0.1, 1.0).into_scalar();
+        let mixed: f32 =
+            mixed_info_nce(q.clone(), k.clone(), queue.clone(), 0.1, 1.0).into_scalar();
         assert!((plain - mixed).abs() < 1e-6);
-        let flipped: f32 = info_nce(q.clone().flip([0]), k.clone(), queue.clone(), 0.1).into_scalar();
-        let mixed0: f32 = mixed_info_nce(q.clone(), k.clone(), queue.clone(), 0.1, 0.0).into_scalar();
+        let flipped: f32 =
+            info_nce(q.clone().flip([0]), k.clone(), queue.clone(), 0.1).into_scalar();
+        let mixed0: f32 =
+            mixed_info_nce(q.clone(), k.clone(), queue.clone(), 0.1, 0.0).into_scalar();
         assert!((flipped - mixed0).abs() < 1e-6);
         let m: f32 = mixed_info_nce(q, k, queue, 0.1, 0.3).into_scalar();
         assert!((m - (0.3 * plain + 0.7 * flipped)).abs() < 1e-5);

@@ -37,7 +37,9 @@ impl HeadConfig {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         match self {
             HeadConfig::Linear { out_dim: 0 } | HeadConfig::Mlp { out_dim: 0, .. } => {
-                Err(ModelError::Zero { key: "head.out_dim" })
+                Err(ModelError::Zero {
+                    key: "head.out_dim",
+                })
             }
             HeadConfig::Mlp { hidden_dim: 0, .. } => Err(ModelError::Zero {
                 key: "head.hidden_dim",

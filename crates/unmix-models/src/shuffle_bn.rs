@@ -20,7 +20,10 @@ impl ShuffleBn {
     pub fn from_permutation(perm: Vec<usize>) -> Self {
         let mut inverse = vec![usize::MAX; perm.len()];
         for (j, &i) in perm.iter().enumerate() {
-            assert!(i < perm.len() && inverse[i] == usize::MAX, "not a permutation");
+            assert!(
+                i < perm.len() && inverse[i] == usize::MAX,
+                "not a permutation"
+            );
             inverse[i] = j;
         }
         Self {

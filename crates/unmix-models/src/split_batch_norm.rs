@@ -106,7 +106,11 @@ impl SplitBatchNorm {
         );
         // Per-split statistics averaged over splits; Burn returns the biased variance.
         let count = ((n / s) * h * w) as f64;
-        let unbias = if count > 1.0 { count / (count - 1.0) } else { 1.0 };
+        let unbias = if count > 1.0 {
+            count / (count - 1.0)
+        } else {
+            1.0
+        };
         let mean = out.mean.detach().reshape([s, c]).mean_dim(0).reshape([c]);
         let var = out
             .variance
@@ -148,8 +152,18 @@ mod tests {
         }
         // running mean 0.9·0 + 0.1·4, running var 0.9·1 + 0.1·(20/3)
         let _ = bn.valid();
-        let rm = bn.running_mean.value().into_data().try_to_vec::<f32>().unwrap()[0];
-        let rv = bn.running_var.value().into_data().try_to_vec::<f32>().unwrap()[0];
+        let rm = bn
+            .running_mean
+            .value()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()[0];
+        let rv = bn
+            .running_var
+            .value()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()[0];
         assert!((rm - 0.4).abs() < 1e-6);
         assert!((rv - (0.9 + 2.0 / 3.0)).abs() < 1e-5);
     }

@@ -96,14 +96,24 @@ mod tests {
         let cut = bbox_at(10, 8, 0.75, 1, 6);
         assert_eq!(
             cut,
-            CutBox { row_start: 0, row_end: 3, col_start: 4, col_end: 8 }
+            CutBox {
+                row_start: 0,
+                row_end: 3,
+                col_start: 4,
+                col_end: 8
+            }
         );
         assert_eq!(cut.area(), 12);
         // Centre (5, 4), λ = 0.5: cut_h = int(7.07) = 7 → half 3, cut_w = int(5.66) = 5 → half 2.
         let cut = bbox_at(10, 8, 0.5, 5, 4);
         assert_eq!(
             cut,
-            CutBox { row_start: 2, row_end: 8, col_start: 2, col_end: 6 }
+            CutBox {
+                row_start: 2,
+                row_end: 8,
+                col_start: 2,
+                col_end: 6
+            }
         );
     }
 
@@ -112,7 +122,9 @@ mod tests {
         let device = Device::flex();
         let (n, h, w) = (6, 9, 7);
         // Sample i is the constant image i + 1, so each output pixel names its source.
-        let values: Vec<f32> = (0..n).flat_map(|i| vec![(i + 1) as f32; 2 * h * w]).collect();
+        let values: Vec<f32> = (0..n)
+            .flat_map(|i| vec![(i + 1) as f32; 2 * h * w])
+            .collect();
         let x = Tensor::<4>::from_data(TensorData::new(values, [n, 2, h, w]), &device);
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for step in 0..50 {

@@ -34,7 +34,9 @@ pub struct LoopState {
 pub const KEEP_LAST: usize = 2;
 
 fn epoch_dir(run_dir: &Path, epoch: usize) -> PathBuf {
-    run_dir.join("checkpoints").join(format!("epoch-{epoch:04}"))
+    run_dir
+        .join("checkpoints")
+        .join(format!("epoch-{epoch:04}"))
 }
 
 /// Writes a checkpoint atomically and prunes old ones. Returns its folder.
@@ -114,10 +116,12 @@ pub fn load_model<M: Module>(dir: &Path, model: M) -> Result<M, TrainError> {
         path: p.clone(),
         message: e.to_string(),
     })?;
-    model.try_load_record(record).map_err(|e| TrainError::Checkpoint {
-        path: p,
-        message: format!("does not match the configured model: {e}"),
-    })
+    model
+        .try_load_record(record)
+        .map_err(|e| TrainError::Checkpoint {
+            path: p,
+            message: format!("does not match the configured model: {e}"),
+        })
 }
 
 /// Loads the optimiser state.

@@ -47,6 +47,21 @@ pub enum Command {
         #[arg(long)]
         device: Option<String>,
     },
+    /// Time full training steps (forward, backward, SGD update) of a ResNet-18 on a backend.
+    Bench {
+        /// Backend.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// ResNet-18 width (64 = full width).
+        #[arg(long, default_value_t = 64)]
+        width: usize,
+        /// Images per step (32×32, CIFAR stem).
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timed steps (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+    },
     /// Cut the embedded Fashion-MNIST subset from the Debian package's IDX files.
     CutFashionMnist {
         /// Folder with the four `*-ubyte.gz` files (`/usr/share/datasets/fashion-mnist`).
@@ -126,6 +141,21 @@ pub fn run(cli: Cli) -> Result<(), TrainError> {
                 feature_name(&cfg),
                 cfg.eval.knn_k,
                 cfg.eval.knn_t
+            );
+            Ok(())
+        }
+        Command::Bench {
+            device,
+            width,
+            batch,
+            steps,
+        } => {
+            let r = crate::bench::train_step(&device, width, batch, steps)?;
+            println!("| backend | model | batch | s/step | images/s |");
+            println!("|---|---|---|---|---|");
+            println!(
+                "| {device} | ResNet-18 width {width}, 32×32 | {batch} | {:.3} | {:.1} |",
+                r.seconds_per_step, r.images_per_second
             );
             Ok(())
         }

@@ -217,7 +217,11 @@ impl TrainConfig {
             return Err(TrainError::value("optim.epochs", 0, "expected at least 1"));
         }
         if o.batch_size < 2 {
-            return Err(TrainError::value("optim.batch_size", o.batch_size, "expected at least 2"));
+            return Err(TrainError::value(
+                "optim.batch_size",
+                o.batch_size,
+                "expected at least 2",
+            ));
         }
         if o.batch_size % self.model.backbone.bn_splits != 0 {
             return Err(TrainError::value(
@@ -227,13 +231,25 @@ impl TrainConfig {
             ));
         }
         if !(o.lr.is_finite() && o.lr > 0.0) {
-            return Err(TrainError::value("optim.lr", o.lr, "expected a finite value > 0"));
+            return Err(TrainError::value(
+                "optim.lr",
+                o.lr,
+                "expected a finite value > 0",
+            ));
         }
         if !(0.0..1.0).contains(&o.momentum) {
-            return Err(TrainError::value("optim.momentum", o.momentum, "expected a value in [0, 1)"));
+            return Err(TrainError::value(
+                "optim.momentum",
+                o.momentum,
+                "expected a value in [0, 1)",
+            ));
         }
         if !(o.weight_decay >= 0.0) {
-            return Err(TrainError::value("optim.weight_decay", o.weight_decay, "expected >= 0"));
+            return Err(TrainError::value(
+                "optim.weight_decay",
+                o.weight_decay,
+                "expected >= 0",
+            ));
         }
         if self.eval.knn_k == 0 || !(self.eval.knn_t > 0.0) {
             return Err(TrainError::value(
@@ -251,5 +267,72 @@ impl TrainConfig {
     /// The config as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_config_in_configs_parses_and_validates() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut seen = 0;
+        for dataset in std::fs::read_dir(&root).unwrap() {
+            for file in std::fs::read_dir(dataset.unwrap().path()).unwrap() {
+                let p = file.unwrap().path();
+                if p.extension().is_some_and(|e| e == "toml") {
+                    TrainConfig::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 4, "{seen} configs");
+    }
+
+    #[test]
+    fn defaults_are_the_cifar_demo_and_round_trip() {
+        let c: TrainConfig = toml::from_str(
+            "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"moco\"\n",
+        )
+        .unwrap();
+        let MethodConfig::Moco(m) = &c.method;
+        assert_eq!(
+            (m.queue_len, m.momentum, m.temperature, m.symmetric),
+            (4096, 0.99, 0.1, true)
+        );
+        assert_eq!(
+            (c.optim.lr, c.optim.batch_size, c.optim.weight_decay),
+            (0.06, 512, 5e-4)
+        );
+        assert_eq!(c.model.backbone.bn_splits, 8);
+        assert_eq!((c.unmix.p_global, c.unmix.beta), (0.5, 1.0));
+        let again: TrainConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_in_every_section() {
+        for (section, key) in [
+            ("[run]", "seeed = 1"),
+            ("[optim]", "learning_rate = 0.1"),
+            ("[unmix]", "prob = 0.5"),
+            ("[eval]", "k = 5"),
+        ] {
+            let text = format!(
+                "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"moco\"\n{section}\n{key}\n"
+            );
+            let err = toml::from_str::<TrainConfig>(&text)
+                .unwrap_err()
+                .to_string();
+            let name = key.split(' ').next().unwrap();
+            assert!(err.contains(name), "{section}: {err}");
+        }
+        let err = toml::from_str::<TrainConfig>(
+            "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"moco\"\nqueue = 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("queue"), "{err}");
     }
 }

@@ -57,8 +57,11 @@ pub fn weighted_knn(
 ) -> f64 {
     let device = device.clone().without_autodiff();
     let n_train = train_labels.len();
-    let bank = Tensor::<2>::from_data(TensorData::new(train.data.clone(), [n_train, train.dim]), &device)
-        .transpose();
+    let bank = Tensor::<2>::from_data(
+        TensorData::new(train.data.clone(), [n_train, train.dim]),
+        &device,
+    )
+    .transpose();
     let k = k.min(n_train);
     let mut correct = 0usize;
     let chunk = 512;
@@ -72,7 +75,11 @@ pub fn weighted_knn(
             ),
             &device,
         );
-        let sims = q.matmul(bank.clone()).into_data().try_to_vec::<f32>().expect("f32");
+        let sims = q
+            .matmul(bank.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
         for r in 0..rows {
             let s = &sims[r * n_train..(r + 1) * n_train];
             order.clear();
@@ -118,9 +125,21 @@ mod tests {
             data: vec![q.cos(), q.sin()],
             dim: 2,
         };
-        assert_eq!(weighted_knn(&train, &labels, &test, &[1], 2, 1, 1.0, &device), 1.0);
-        assert_eq!(weighted_knn(&train, &labels, &test, &[0], 2, 3, 1.0, &device), 1.0);
-        assert_eq!(weighted_knn(&train, &labels, &test, &[1], 2, 3, 0.1, &device), 1.0);
-        assert_eq!(weighted_knn(&train, &labels, &test, &[0], 2, 3, 0.1, &device), 0.0);
+        assert_eq!(
+            weighted_knn(&train, &labels, &test, &[1], 2, 1, 1.0, &device),
+            1.0
+        );
+        assert_eq!(
+            weighted_knn(&train, &labels, &test, &[0], 2, 3, 1.0, &device),
+            1.0
+        );
+        assert_eq!(
+            weighted_knn(&train, &labels, &test, &[1], 2, 3, 0.1, &device),
+            1.0
+        );
+        assert_eq!(
+            weighted_knn(&train, &labels, &test, &[0], 2, 3, 0.1, &device),
+            0.0
+        );
     }
 }

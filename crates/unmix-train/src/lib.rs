@@ -8,8 +8,10 @@
 //! - [`trainer`]: the loop (Un-Mix step, SGD with cosine LR, progress bar, metrics CSV,
 //!   checkpoints, resume); [`checkpoint`]: atomic checkpoints; [`knn`]: the weighted kNN
 //!   monitor; [`schedule`]: learning-rate schedules.
+//! - [`bench`]: timing of training steps per backend.
 //! - [`cli`]: `unmix train|eval|cut-fashion-mnist`.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -78,7 +78,10 @@ impl MetricsFile {
     pub fn open(run_dir: &Path, keep_through_epoch: Option<usize>) -> Result<Self, TrainError> {
         let path = run_dir.join("metrics.csv");
         let rows: Vec<EpochRecord> = match keep_through_epoch {
-            Some(e) => Self::read(&path)?.into_iter().filter(|r| r.epoch <= e).collect(),
+            Some(e) => Self::read(&path)?
+                .into_iter()
+                .filter(|r| r.epoch <= e)
+                .collect(),
             None => Vec::new(),
         };
         let mut text = format!("{HEADER}\n");
@@ -102,7 +105,11 @@ impl MetricsFile {
     /// All rows of a metrics file (none when it does not exist).
     pub fn read(path: &Path) -> Result<Vec<EpochRecord>, TrainError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(text.lines().skip(1).filter_map(EpochRecord::from_csv).collect()),
+            Ok(text) => Ok(text
+                .lines()
+                .skip(1)
+                .filter_map(EpochRecord::from_csv)
+                .collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(TrainError::io(path, e)),
         }

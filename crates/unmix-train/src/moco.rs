@@ -45,7 +45,11 @@ impl MocoConfig {
     /// Checks ranges; `K` must be a multiple of the keys enqueued per step, as the reference
     /// asserts.
     pub fn validate(&self, batch_size: usize) -> Result<(), TrainError> {
-        let per_step = if self.symmetric { 2 * batch_size } else { batch_size };
+        let per_step = if self.symmetric {
+            2 * batch_size
+        } else {
+            batch_size
+        };
         if self.queue_len == 0 || self.queue_len % per_step != 0 {
             return Err(TrainError::value(
                 "method.queue_len",
@@ -54,10 +58,18 @@ impl MocoConfig {
             ));
         }
         if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(TrainError::value("method.momentum", self.momentum, "expected a value in [0, 1]"));
+            return Err(TrainError::value(
+                "method.momentum",
+                self.momentum,
+                "expected a value in [0, 1]",
+            ));
         }
         if !(self.temperature > 0.0) {
-            return Err(TrainError::value("method.temperature", self.temperature, "expected > 0"));
+            return Err(TrainError::value(
+                "method.temperature",
+                self.temperature,
+                "expected > 0",
+            ));
         }
         Ok(())
     }

@@ -93,7 +93,9 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome,
     let device = parse_device(&device_spec)?.autodiff();
     device.seed(config.run.seed);
     match &config.method {
-        MethodConfig::Moco(m) => train_method(m.init(&config.model, &device)?, config, options, &device),
+        MethodConfig::Moco(m) => {
+            train_method(m.init(&config.model, &device)?, config, options, &device)
+        }
     }
 }
 
@@ -151,22 +153,36 @@ pub fn train_method<M: Method>(
     };
 
     // Start fresh or from the latest checkpoint.
-    let (mut start_epoch, mut step, knn_random_init, metrics) = match checkpoint::latest(&run_dir)? {
+    let (mut start_epoch, mut step, knn_random_init, metrics) = match checkpoint::latest(&run_dir)?
+    {
         Some(dir) if options.resume => {
             let state = checkpoint::read_state(&dir)?;
             if state.seed != seed {
                 return Err(TrainError::Checkpoint {
                     path: dir,
-                    message: format!("written by a run with seed {}, config says {seed}", state.seed),
+                    message: format!(
+                        "written by a run with seed {}, config says {seed}",
+                        state.seed
+                    ),
                 });
             }
             model = checkpoint::load_model(&dir, model)?;
             optim = checkpoint::load_optim(&dir, optim)?;
             if !options.quiet {
-                println!("resuming from {} (epoch {}, step {})", dir.display(), state.epoch, state.step);
+                println!(
+                    "resuming from {} (epoch {}, step {})",
+                    dir.display(),
+                    state.epoch,
+                    state.step
+                );
             }
             let metrics = MetricsFile::open(&run_dir, Some(state.epoch))?;
-            (state.epoch, state.step, state.knn_random_init.unwrap_or(f64::NAN), metrics)
+            (
+                state.epoch,
+                state.step,
+                state.knn_random_init.unwrap_or(f64::NAN),
+                metrics,
+            )
         }
         _ => {
             let metrics = MetricsFile::open(&run_dir, None)?;
@@ -201,11 +217,9 @@ pub fn train_method<M: Method>(
     } else {
         let bar = ProgressBar::new(((last_epoch - start_epoch) * per_epoch) as u64);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}",
-            )
-            .expect("template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ETA {eta}")
+                .expect("template")
+                .progress_chars("=> "),
         );
         bar
     };
@@ -246,7 +260,8 @@ pub fn train_method<M: Method>(
             sum_lambda += lambda;
             step += 1;
             bar.inc(1);
-            let ips = bar.position() as f64 * loader.batch_size() as f64 / bar.elapsed().as_secs_f64().max(1e-9);
+            let ips = bar.position() as f64 * loader.batch_size() as f64
+                / bar.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("loss {loss:.3} λ {lambda:.2} {ips:.0} img/s"));
         }
         let seconds = t0.elapsed().as_secs_f64();
@@ -267,7 +282,11 @@ pub fn train_method<M: Method>(
             lr,
             loss: sum / n,
             loss_plain: sum_plain / n,
-            loss_mixed: if config.unmix.enabled { sum_mixed / n } else { f64::NAN },
+            loss_mixed: if config.unmix.enabled {
+                sum_mixed / n
+            } else {
+                f64::NAN
+            },
             lambda: sum_lambda / n,
             images_per_s: n * loader.batch_size() as f64 / seconds,
             knn_top1: knn,
@@ -286,13 +305,22 @@ pub fn train_method<M: Method>(
             },
         )?;
         if !options.quiet {
-            bar.println(format!(
+            let line = format!(
                 "epoch {start_epoch}/{}: loss {:.4} lr {lr:.4} {:.0} img/s kNN {}",
                 o.epochs,
                 record.loss,
                 record.images_per_s,
-                if knn.is_nan() { "-".to_string() } else { format!("{knn:.2}%") }
-            ));
+                if knn.is_nan() {
+                    "-".to_string()
+                } else {
+                    format!("{knn:.2}%")
+                }
+            );
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
     }
     bar.finish_and_clear();
@@ -311,7 +339,10 @@ pub fn train_method<M: Method>(
 }
 
 /// kNN top-1 (%) of a checkpoint, with the config saved in its run directory.
-pub fn evaluate_checkpoint(dir: &Path, device: Option<&str>) -> Result<(TrainConfig, f64, usize, usize), TrainError> {
+pub fn evaluate_checkpoint(
+    dir: &Path,
+    device: Option<&str>,
+) -> Result<(TrainConfig, f64, usize, usize), TrainError> {
     let run_dir = dir
         .parent()
         .and_then(|p| p.parent())
