@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use unmix_train::TrainConfig;
 use unmix_train::trainer::{RunOptions, train};
 
-/// Observed gain with this config: see `docs/benchmarks.md` ("learns" test row).
-const MARGIN_POINTS: f64 = 5.0;
+/// Observed with this config: random init 55.60%, trained 64.80%, gain +9.20 points
+/// (docs/benchmarks.md); the margin is about half of that.
+const MARGIN_POINTS: f64 = 4.5;
 
 #[test]
 fn moco_with_unmix_beats_random_init_on_fashion_mnist() {

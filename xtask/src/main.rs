@@ -109,7 +109,7 @@ fn main() -> ExitCode {
                 release,
             )
         }
-        Some("bench") => unmix(&[vec!["bench".to_string()], rest].concat(), true),
+        Some("bench") => unmix(&[vec!["bench".to_string()], rest].concat(), release),
         Some("test") => test(),
         _ => {
             eprintln!("{HELP}");

@@ -114,8 +114,8 @@ pub fn write_cifar10(path: &Path, set: &ImageSet) -> Result<(), DataError> {
         ));
     }
     let mut out = Vec::with_capacity(set.len() * (PIXELS + 1));
-    for i in 0..set.len() {
-        out.push(labels[i] as u8);
+    for (i, &label) in labels.iter().enumerate() {
+        out.push(label as u8);
         out.extend_from_slice(set.image(i));
     }
     std::fs::write(path, out).map_err(|e| DataError::io(path, e))

@@ -78,7 +78,7 @@ pub fn sample_rng(seed: u64, epoch: u64, index: usize) -> ChaCha8Rng {
 /// The order of an epoch: a seeded Fisher–Yates shuffle of `0..n`.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     use rand::Rng;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_0F_0D_E4);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_0DE4);
     rng.set_stream(epoch);
     let mut p: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {

@@ -223,7 +223,7 @@ impl TrainConfig {
                 "expected at least 2",
             ));
         }
-        if o.batch_size % self.model.backbone.bn_splits != 0 {
+        if !o.batch_size.is_multiple_of(self.model.backbone.bn_splits) {
             return Err(TrainError::value(
                 "optim.batch_size",
                 o.batch_size,
@@ -244,14 +244,14 @@ impl TrainConfig {
                 "expected a value in [0, 1)",
             ));
         }
-        if !(o.weight_decay >= 0.0) {
+        if o.weight_decay.is_nan() || o.weight_decay < 0.0 {
             return Err(TrainError::value(
                 "optim.weight_decay",
                 o.weight_decay,
                 "expected >= 0",
             ));
         }
-        if self.eval.knn_k == 0 || !(self.eval.knn_t > 0.0) {
+        if self.eval.knn_k == 0 || self.eval.knn_t.is_nan() || self.eval.knn_t <= 0.0 {
             return Err(TrainError::value(
                 "eval.knn_k / eval.knn_t",
                 format!("{} / {}", self.eval.knn_k, self.eval.knn_t),

@@ -50,7 +50,7 @@ impl MocoConfig {
         } else {
             batch_size
         };
-        if self.queue_len == 0 || self.queue_len % per_step != 0 {
+        if self.queue_len == 0 || !self.queue_len.is_multiple_of(per_step) {
             return Err(TrainError::value(
                 "method.queue_len",
                 self.queue_len,
@@ -64,7 +64,7 @@ impl MocoConfig {
                 "expected a value in [0, 1]",
             ));
         }
-        if !(self.temperature > 0.0) {
+        if self.temperature.is_nan() || self.temperature <= 0.0 {
             return Err(TrainError::value(
                 "method.temperature",
                 self.temperature,

@@ -127,7 +127,7 @@ pub fn train_method<M: Method>(
             dampening: 0.0,
             nesterov: false,
         }))
-        .with_weight_decay((o.weight_decay > 0.0).then(|| WeightDecayConfig {
+        .with_weight_decay((o.weight_decay > 0.0).then_some(WeightDecayConfig {
             penalty: o.weight_decay as f32,
         }))
         .init();
