@@ -119,6 +119,30 @@ pub enum MethodConfig {
     Moco(MocoConfig),
 }
 
+/// Work to do with a built method, whatever its type: how the trainer and the evaluator get a
+/// concrete [`Method`](crate::Method) from a config without naming any method.
+pub trait MethodTask {
+    /// What the task returns.
+    type Output;
+    /// Runs the task on the freshly built method.
+    fn run<M: crate::Method>(self, method: M) -> Result<Self::Output, TrainError>;
+}
+
+impl MethodConfig {
+    /// Builds the configured method on `device` and hands it to `task`. Adding a method adds
+    /// one arm here and nothing in the trainer.
+    pub fn build<T: MethodTask>(
+        &self,
+        encoder: &EncoderConfig,
+        device: &burn::prelude::Device,
+        task: T,
+    ) -> Result<T::Output, TrainError> {
+        match self {
+            MethodConfig::Moco(m) => task.run(m.init(encoder, device)?),
+        }
+    }
+}
+
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -16,7 +16,7 @@ use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
 use unmix_ops::UnMix;
 
 use crate::checkpoint::{self, LoopState};
-use crate::config::{DatasetKind, MethodConfig, TrainConfig};
+use crate::config::{DatasetKind, MethodTask, TrainConfig};
 use crate::device::parse_device;
 use crate::error::TrainError;
 use crate::knn::{extract, weighted_knn};
@@ -86,17 +86,22 @@ pub fn load_sets(config: &TrainConfig) -> Result<(ImageSet, ImageSet), TrainErro
     Ok((cut(train, d.train_per_class), cut(test, d.test_per_class)))
 }
 
-/// Runs the configured method (the only place that maps a config to a method type).
+/// Builds the configured method and trains it.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
     let device_spec = options.device.clone().unwrap_or(config.run.device.clone());
     let device = parse_device(&device_spec)?.autodiff();
     device.seed(config.run.seed);
-    match &config.method {
-        MethodConfig::Moco(m) => {
-            train_method(m.init(&config.model, &device)?, config, options, &device)
+    struct Train<'a>(&'a TrainConfig, &'a RunOptions, &'a Device);
+    impl MethodTask for Train<'_> {
+        type Output = TrainOutcome;
+        fn run<M: Method>(self, model: M) -> Result<TrainOutcome, TrainError> {
+            train_method(model, self.0, self.1, self.2)
         }
     }
+    config
+        .method
+        .build(&config.model, &device, Train(config, options, &device))
 }
 
 /// The loop, for any method.
@@ -132,25 +137,8 @@ pub fn train_method<M: Method>(
         }))
         .init();
 
-    let classes = train_set.class_names.len();
-    let train_labels = train_set.labels.clone().unwrap_or_default();
-    let test_labels = test_set.labels.clone().unwrap_or_default();
-    let evaluate = |model: &M| -> f64 {
-        let kind = config.eval.features;
-        let bank = extract(model, &train_set, &transform, kind, device);
-        let queries = extract(model, &test_set, &transform, kind, device);
-        100.0
-            * weighted_knn(
-                &bank,
-                &train_labels,
-                &queries,
-                &test_labels,
-                classes,
-                config.eval.knn_k,
-                config.eval.knn_t,
-                device,
-            )
-    };
+    let evaluate =
+        |model: &M| -> f64 { knn_top1(model, config, (&train_set, &test_set), &transform, device) };
 
     // Start fresh or from the latest checkpoint.
     let (mut start_epoch, mut step, knn_random_init, metrics) = match checkpoint::latest(&run_dir)?
@@ -338,6 +326,30 @@ pub fn train_method<M: Method>(
     })
 }
 
+/// Weighted kNN top-1 (%) of `model`: the training set is the bank, the test set the queries.
+fn knn_top1<M: Method>(
+    model: &M,
+    config: &TrainConfig,
+    (train, test): (&ImageSet, &ImageSet),
+    transform: &ViewTransform,
+    device: &Device,
+) -> f64 {
+    let kind = config.eval.features;
+    let bank = extract(model, train, transform, kind, device);
+    let queries = extract(model, test, transform, kind, device);
+    100.0
+        * weighted_knn(
+            &bank,
+            train.labels.as_deref().unwrap_or_default(),
+            &queries,
+            test.labels.as_deref().unwrap_or_default(),
+            train.class_names.len(),
+            config.eval.knn_k,
+            config.eval.knn_t,
+            device,
+        )
+}
+
 /// kNN top-1 (%) of a checkpoint, with the config saved in its run directory.
 pub fn evaluate_checkpoint(
     dir: &Path,
@@ -354,24 +366,36 @@ pub fn evaluate_checkpoint(
     let device = parse_device(device.unwrap_or(&config.run.device))?;
     let (train_set, test_set) = load_sets(&config)?;
     let transform = ViewTransform::new(config.data.augmentation.clone())?;
-    let top1 = match &config.method {
-        MethodConfig::Moco(m) => {
-            let model = checkpoint::load_model(dir, m.init(&config.model, &device)?)?;
-            let kind = config.eval.features;
-            let bank = extract(&model, &train_set, &transform, kind, &device);
-            let queries = extract(&model, &test_set, &transform, kind, &device);
-            100.0
-                * weighted_knn(
-                    &bank,
-                    train_set.labels.as_deref().unwrap_or_default(),
-                    &queries,
-                    test_set.labels.as_deref().unwrap_or_default(),
-                    train_set.class_names.len(),
-                    config.eval.knn_k,
-                    config.eval.knn_t,
-                    &device,
-                )
+    struct Eval<'a> {
+        dir: &'a Path,
+        config: &'a TrainConfig,
+        sets: (&'a ImageSet, &'a ImageSet),
+        transform: &'a ViewTransform,
+        device: &'a Device,
+    }
+    impl MethodTask for Eval<'_> {
+        type Output = f64;
+        fn run<M: Method>(self, model: M) -> Result<f64, TrainError> {
+            let model = checkpoint::load_model(self.dir, model)?;
+            Ok(knn_top1(
+                &model,
+                self.config,
+                self.sets,
+                self.transform,
+                self.device,
+            ))
         }
-    };
+    }
+    let top1 = config.method.build(
+        &config.model,
+        &device,
+        Eval {
+            dir,
+            config: &config,
+            sets: (&train_set, &test_set),
+            transform: &transform,
+            device: &device,
+        },
+    )?;
     Ok((config, top1, train_set.len(), test_set.len()))
 }
