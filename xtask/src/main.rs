@@ -74,6 +74,13 @@ fn test() -> Result<(), String> {
     for feature in ["cuda", "wgpu"] {
         let mut check = cargo();
         check.args(["check", "-p", "unmix-train", "--features", feature]);
+        if feature == "cuda" {
+            // CubeCL's CUDA runtime (cubecl-llvm) builds C++ shims against an LLVM bundle that
+            // tracel-llvm-bundler downloads from GitHub in its build script; machines that reach
+            // only package registries cannot fetch it. Both build scripts skip that native setup
+            // under DOCS_RS, which is all a type check needs (nothing is linked).
+            check.env("DOCS_RS", "1");
+        }
         run(check)?;
     }
     Ok(())
