@@ -111,7 +111,7 @@ pub fn run(cli: Cli) -> Result<(), TrainError> {
             println!("|---|---|");
             println!("| random init | {:.2}% |", out.knn_random_init);
             println!(
-                "| after {} epochs | {:.2}% |",
+                "| after epoch {} | {:.2}% |",
                 out.history.last().map_or(0, |r| r.epoch),
                 out.knn_final
             );
