@@ -7,6 +7,7 @@
 //! taken from the `image` crate because crops are resampled straight into the batch buffer.
 
 use rand::Rng;
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
@@ -369,9 +370,7 @@ impl ViewTransform {
     fn color_jitter<R: Rng + ?Sized>(&self, img: &mut Rgb, rng: &mut R) {
         let [b, c, s, h] = self.config.jitter;
         let mut order = [0usize, 1, 2, 3];
-        for i in (1..4).rev() {
-            order.swap(i, rng.random_range(0..=i));
-        }
+        order.shuffle(rng);
         let factor = |rng: &mut R, x: f64| {
             if x > 0.0 {
                 rng.random_range((1.0 - x).max(0.0)..=1.0 + x) as f32

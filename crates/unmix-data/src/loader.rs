@@ -75,15 +75,13 @@ pub fn sample_rng(seed: u64, epoch: u64, index: usize) -> ChaCha8Rng {
     rng
 }
 
-/// The order of an epoch: a seeded Fisher–Yates shuffle of `0..n`.
+/// The order of an epoch: a seeded shuffle of `0..n`.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    use rand::Rng;
+    use rand::seq::SliceRandom;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005E_ED0F_0DE4);
     rng.set_stream(epoch);
     let mut p: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        p.swap(i, rng.random_range(0..=i));
-    }
+    p.shuffle(&mut rng);
     p
 }
 

@@ -1,5 +1,6 @@
 use burn::prelude::*;
-use rand_shim::shuffle;
+use rand::Rng;
+use rand::seq::SliceRandom;
 
 /// Shuffle-BN (MoCo §3.3): the key encoder sees the batch in a random order so that batch
 /// statistics cannot leak which sample is the positive; outputs are put back in order.
@@ -32,9 +33,11 @@ impl ShuffleBn {
         }
     }
 
-    /// A random shuffle of `n` samples from a 64-bit seed (splitmix64 Fisher–Yates).
-    pub fn random(n: usize, seed: u64) -> Self {
-        Self::from_permutation(shuffle(n, seed))
+    /// A uniformly random shuffle of `n` samples.
+    pub fn random<R: Rng + ?Sized>(n: usize, rng: &mut R) -> Self {
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.shuffle(rng);
+        Self::from_permutation(perm)
     }
 
     /// Reorders a batch `[N, ...]`.
@@ -54,35 +57,17 @@ fn index_tensor(idx: &[i64], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(idx.to_vec(), [idx.len()]), device)
 }
 
-mod rand_shim {
-    /// Fisher–Yates with a splitmix64 stream: dependency-free and identical on every platform.
-    pub fn shuffle(n: usize, seed: u64) -> Vec<usize> {
-        let mut state = seed;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        let mut p: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = (next() % (i as u64 + 1)) as usize;
-            p.swap(i, j);
-        }
-        p
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn unshuffle_inverts_shuffle() {
         let device = Device::flex();
         let x = Tensor::<2>::from_floats([[0.0], [1.0], [2.0], [3.0], [4.0]], &device);
-        let s = ShuffleBn::random(5, 17);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let s = ShuffleBn::random(5, &mut rng);
         let shuffled = s.shuffle(x.clone());
         assert_ne!(shuffled.to_data(), x.to_data());
         assert_eq!(s.unshuffle(shuffled).to_data(), x.to_data());

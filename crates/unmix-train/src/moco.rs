@@ -3,6 +3,8 @@
 
 use burn::module::{Module, RunningState};
 use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use unmix_data::MultiViewBatch;
 use unmix_losses::{MocoEmbeddings, MocoLoss, l2_normalize};
@@ -117,12 +119,15 @@ pub struct Moco {
 }
 
 impl Moco {
-    fn keys(&self, x: Tensor<4>, ctx: &StepContext, salt: u64) -> Tensor<2> {
+    /// Normalised keys of view `view` (0 or 1), through shuffle-BN when enabled.
+    fn keys(&self, x: Tensor<4>, ctx: &StepContext, view: u64) -> Tensor<2> {
         let x = x.detach();
         let k = if self.shuffle_bn {
             let n = x.dims()[0];
-            let seed = ctx.seed ^ ctx.step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
-            let shuffle = ShuffleBn::random(n, seed);
+            // A pure function of (seed, step, view), so resume reproduces it.
+            let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x5EED_5B0F);
+            rng.set_stream(2 * ctx.step + view);
+            let shuffle = ShuffleBn::random(n, &mut rng);
             shuffle.unshuffle(self.encoder_k.forward(shuffle.shuffle(x)))
         } else {
             self.encoder_k.forward(x)
@@ -148,10 +153,10 @@ impl Method for Moco {
         let (x0, x1) = (batch.views[0].clone(), batch.views[1].clone());
         let queue = self.queue.value_sync();
         let q1 = l2_normalize(self.encoder_q.forward(x0.clone()));
-        let k2 = self.keys(x1.clone(), ctx, 2);
+        let k2 = self.keys(x1.clone(), ctx, 1);
         let (swapped, enqueue) = if self.symmetric {
             let q2 = l2_normalize(self.encoder_q.forward(x1));
-            let k1 = self.keys(x0, ctx, 1);
+            let k1 = self.keys(x0, ctx, 0);
             (Some((q2, k1.clone())), Tensor::cat(vec![k1, k2.clone()], 0))
         } else {
             (None, k2.clone())
