@@ -5,6 +5,7 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};
 
 /// The projection head after the backbone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,12 +16,19 @@ pub enum HeadConfig {
         /// Embedding size (128 in MoCo).
         out_dim: usize,
     },
-    /// Linear–ReLU–Linear (MoCo v2: 2048→2048→128 on ResNet-50).
+    /// Linear–[BN]–ReLU–Linear–[BN] (MoCo v2: 2048→2048→128 without BN; SwAV, BYOL's projector
+    /// and predictor with the hidden BN; SimCLR in the htdt code with both).
     Mlp {
         /// Hidden size; the backbone's feature size in MoCo v2.
         hidden_dim: usize,
         /// Embedding size.
         out_dim: usize,
+        /// Batch norm after the hidden layer.
+        #[serde(default)]
+        hidden_bn: bool,
+        /// Batch norm on the output (htdt SimCLR's `bn_last`).
+        #[serde(default)]
+        last_bn: bool,
     },
 }
 
@@ -32,9 +40,20 @@ impl HeadConfig {
         }
     }
 
+    /// An MLP head without batch norm (MoCo v2).
+    pub fn mlp(hidden_dim: usize, out_dim: usize) -> Self {
+        HeadConfig::Mlp {
+            hidden_dim,
+            out_dim,
+            hidden_bn: false,
+            last_bn: false,
+        }
+    }
+
     /// Builds the head for `in_dim` input features.
     pub fn init(&self, in_dim: usize, device: &Device) -> Result<ProjectionHead, ModelError> {
         let lin = |i, o| LinearConfig::new(i, o).init(device);
+        let bn = |on: bool, c| on.then(|| SplitBatchNormConfig::new(c, 1).init(device));
         match self {
             HeadConfig::Linear { out_dim: 0 } | HeadConfig::Mlp { out_dim: 0, .. } => {
                 Err(ModelError::Zero {
@@ -47,34 +66,61 @@ impl HeadConfig {
             HeadConfig::Linear { out_dim } => Ok(ProjectionHead {
                 fc: lin(in_dim, *out_dim),
                 hidden: None,
+                hidden_bn: None,
+                last_bn: None,
             }),
             HeadConfig::Mlp {
                 hidden_dim,
                 out_dim,
+                hidden_bn,
+                last_bn,
             } => Ok(ProjectionHead {
                 hidden: Some(lin(in_dim, *hidden_dim)),
+                hidden_bn: bn(*hidden_bn, *hidden_dim),
                 fc: lin(*hidden_dim, *out_dim),
+                last_bn: bn(*last_bn, *out_dim),
             }),
         }
     }
 }
 
-/// A linear or two-layer MLP projection head.
+/// A linear or two-layer MLP head: the projector of every method and BYOL's predictor.
 #[derive(Module, Debug)]
 pub struct ProjectionHead {
     /// The first layer of an MLP head (followed by ReLU).
     pub hidden: Option<Linear>,
+    /// Batch norm between the hidden layer and the ReLU.
+    pub hidden_bn: Option<SplitBatchNorm>,
     /// The output layer.
     pub fc: Linear,
+    /// Batch norm on the output.
+    pub last_bn: Option<SplitBatchNorm>,
+}
+
+/// Batch norm of `[N, C]` features (the 2-D case of the 4-D layer).
+fn bn_1d(bn: &SplitBatchNorm, x: Tensor<2>) -> Tensor<2> {
+    let [n, c] = x.dims();
+    bn.forward(x.reshape([n, c, 1, 1])).reshape([n, c])
 }
 
 impl ProjectionHead {
     /// `[N, in]` → `[N, out]` (not normalised).
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let x = match &self.hidden {
-            Some(h) => relu(h.forward(x)),
+            Some(h) => {
+                let x = h.forward(x);
+                let x = match &self.hidden_bn {
+                    Some(bn) => bn_1d(bn, x),
+                    None => x,
+                };
+                relu(x)
+            }
             None => x,
         };
-        self.fc.forward(x)
+        let x = self.fc.forward(x);
+        match &self.last_bn {
+            Some(bn) => bn_1d(bn, x),
+            None => x,
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! Backbones, heads and momentum encoders for self-supervised learning with Burn
 //! (`../shared/SPEC.md` §3).
 //!
-//! - [`ResNet`]: ResNet-18 (BasicBlock, `[2, 2, 2, 2]`) with the CIFAR or ImageNet stem and a
-//!   width setting, built on [`SplitBatchNorm`] (the MoCo CIFAR demo's split BN; one split is
-//!   plain batch norm).
-//! - [`ProjectionHead`]: the linear head of MoCo v1 or the MLP head of MoCo v2.
+//! - [`ResNet`]: any `(block, layers)` ResNet — ResNet-18/34 (basic blocks), ResNet-50
+//!   (bottleneck) — with the CIFAR or ImageNet stem and a width setting, built on
+//!   [`SplitBatchNorm`] (the MoCo CIFAR demo's split BN; one split is plain batch norm).
+//! - [`ProjectionHead`]: the linear head of MoCo v1, the MLP heads of MoCo v2, SimCLR, SwAV and
+//!   BYOL (with or without batch norm), and BYOL's predictor.
+//! - [`Prototypes`]: SwAV's unit-norm prototype vectors.
 //! - [`Encoder`]: backbone + head, the unit a momentum copy is made of.
 //! - [`momentum_update`]: the EMA of a target module towards an online one, BN running
 //!   statistics included; [`ShuffleBn`]: the key encoder's batch shuffle.
@@ -27,6 +29,7 @@ mod encoder;
 mod error;
 mod heads;
 mod momentum;
+mod prototypes;
 mod resnet;
 mod shuffle_bn;
 mod split_batch_norm;
@@ -35,6 +38,7 @@ pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
 pub use heads::{HeadConfig, ProjectionHead};
 pub use momentum::{momentum_update, sync_running_stats};
-pub use resnet::{BasicBlock, ResNet, ResNetConfig, Stem};
+pub use prototypes::Prototypes;
+pub use resnet::{Block, BlockKind, ResNet, ResNetConfig, Stem};
 pub use shuffle_bn::ShuffleBn;
 pub use split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};

@@ -19,12 +19,36 @@ pub enum Stem {
     Imagenet,
 }
 
-/// A ResNet with basic blocks (`../shared/SPEC.md` §3).
+/// The residual block type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    /// Two 3×3 convolutions (ResNet-18/34); expansion 1.
+    #[default]
+    Basic,
+    /// 1×1 → 3×3 (stride) → 1×1 with 4× expansion (ResNet-50; the SwAV CIFAR "resnet18").
+    Bottleneck,
+}
+
+impl BlockKind {
+    /// Output channels per unit of stage width.
+    pub fn expansion(self) -> usize {
+        match self {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        }
+    }
+}
+
+/// A ResNet of any `(block, layers)` combination (`../shared/SPEC.md` §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResNetConfig {
-    /// Blocks per stage: `[2, 2, 2, 2]` for ResNet-18.
+    /// Blocks per stage: `[2, 2, 2, 2]` for ResNet-18, `[3, 4, 6, 3]` for ResNet-34/50.
     pub layers: Vec<usize>,
+    /// Basic or bottleneck blocks.
+    #[serde(default)]
+    pub block: BlockKind,
     /// Channels of the first stage (64 in the paper); stages use `w, 2w, 4w, 8w`.
     pub width: usize,
     /// CIFAR or ImageNet stem.
@@ -49,6 +73,7 @@ impl ResNetConfig {
     pub fn resnet18_cifar() -> Self {
         Self {
             layers: vec![2, 2, 2, 2],
+            block: BlockKind::Basic,
             width: 64,
             stem: Stem::Cifar,
             in_channels: 3,
@@ -64,9 +89,27 @@ impl ResNetConfig {
         }
     }
 
-    /// Width of the pooled feature vector (`8·width`).
+    /// ResNet-34 (basic blocks, `[3, 4, 6, 3]`) with the CIFAR stem.
+    pub fn resnet34_cifar() -> Self {
+        Self {
+            layers: vec![3, 4, 6, 3],
+            ..Self::resnet18_cifar()
+        }
+    }
+
+    /// ResNet-50 (bottleneck blocks, `[3, 4, 6, 3]`, 2048-d features) with the ImageNet stem.
+    pub fn resnet50_imagenet() -> Self {
+        Self {
+            layers: vec![3, 4, 6, 3],
+            block: BlockKind::Bottleneck,
+            ..Self::resnet18_imagenet()
+        }
+    }
+
+    /// Width of the pooled feature vector (`8·width·expansion`: 512 for ResNet-18, 2048 for
+    /// ResNet-50).
     pub fn feature_dim(&self) -> usize {
-        8 * self.width
+        8 * self.width * self.block.expansion()
     }
 
     /// Checks the settings; errors name the key.
@@ -104,12 +147,13 @@ impl ResNetConfig {
             ),
         };
         let mut in_planes = self.width;
-        let mut stage = |planes: usize, blocks: usize, stride: usize| -> Vec<BasicBlock> {
+        let kind = self.block;
+        let mut stage = |planes: usize, blocks: usize, stride: usize| -> Vec<Block> {
             (0..blocks)
                 .map(|b| {
                     let s = if b == 0 { stride } else { 1 };
-                    let block = BasicBlock::new(in_planes, planes, s, self.bn_splits, device);
-                    in_planes = planes;
+                    let block = Block::new(kind, in_planes, planes, s, self.bn_splits, device);
+                    in_planes = planes * kind.expansion();
                     block
                 })
                 .collect()
@@ -148,50 +192,80 @@ pub struct Downsample {
     pub bn: SplitBatchNorm,
 }
 
-/// The ResNet basic block: two 3×3 convolutions and a shortcut.
+/// A residual block, torchvision's layout: the basic block (two 3×3 convolutions) or the
+/// bottleneck (1×1, 3×3 with the stride, 1×1 to `4·planes`), plus a projection shortcut when the
+/// shape changes.
 #[derive(Module, Debug)]
-pub struct BasicBlock {
-    /// First 3×3 convolution (carries the stride).
+pub struct Block {
+    /// First convolution (3×3 with the stride in a basic block; 1×1 in a bottleneck).
     pub conv1: Conv2d,
     /// Batch norm after `conv1`.
     pub bn1: SplitBatchNorm,
-    /// Second 3×3 convolution.
+    /// Second convolution (3×3; carries the stride in a bottleneck).
     pub conv2: Conv2d,
     /// Batch norm after `conv2`.
     pub bn2: SplitBatchNorm,
+    /// Third convolution (1×1 expansion; bottleneck only).
+    pub conv3: Option<Conv2d>,
+    /// Batch norm after `conv3`.
+    pub bn3: Option<SplitBatchNorm>,
     /// Projection shortcut, when stride or width change.
     pub downsample: Option<Downsample>,
 }
 
-impl BasicBlock {
-    fn new(cin: usize, planes: usize, stride: usize, splits: usize, device: &Device) -> Self {
+impl Block {
+    fn new(
+        kind: BlockKind,
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        splits: usize,
+        device: &Device,
+    ) -> Self {
         let bn = |c| SplitBatchNormConfig::new(c, splits).init(device);
-        let downsample = (stride != 1 || cin != planes).then(|| Downsample {
-            conv: conv(cin, planes, 1, stride, 0, device),
-            bn: bn(planes),
+        let out = planes * kind.expansion();
+        let downsample = (stride != 1 || cin != out).then(|| Downsample {
+            conv: conv(cin, out, 1, stride, 0, device),
+            bn: bn(out),
         });
-        Self {
-            conv1: conv(cin, planes, 3, stride, 1, device),
-            bn1: bn(planes),
-            conv2: conv(planes, planes, 3, 1, 1, device),
-            bn2: bn(planes),
-            downsample,
+        match kind {
+            BlockKind::Basic => Self {
+                conv1: conv(cin, planes, 3, stride, 1, device),
+                bn1: bn(planes),
+                conv2: conv(planes, planes, 3, 1, 1, device),
+                bn2: bn(planes),
+                conv3: None,
+                bn3: None,
+                downsample,
+            },
+            BlockKind::Bottleneck => Self {
+                conv1: conv(cin, planes, 1, 1, 0, device),
+                bn1: bn(planes),
+                conv2: conv(planes, planes, 3, stride, 1, device),
+                bn2: bn(planes),
+                conv3: Some(conv(planes, out, 1, 1, 0, device)),
+                bn3: Some(bn(out)),
+                downsample,
+            },
         }
     }
 
-    /// `[N, cin, H, W]` → `[N, planes, H/stride, W/stride]`.
+    /// `[N, cin, H, W]` → `[N, planes·expansion, H/stride, W/stride]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
             Some(d) => d.bn.forward(d.conv.forward(x.clone())),
             None => x.clone(),
         };
         let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let mut out = self.bn2.forward(self.conv2.forward(out));
+        if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
+            out = bn3.forward(conv3.forward(relu(out)));
+        }
         relu(out.add(identity))
     }
 }
 
-/// A ResNet trunk that ends with global average pooling: `[N, C, H, W]` → `[N, 8·width]`.
+/// A ResNet trunk that ends with global average pooling: `[N, C, H, W]` → `[N, feature_dim]`.
 #[derive(Module, Debug)]
 pub struct ResNet {
     /// Stem convolution.
@@ -201,17 +275,17 @@ pub struct ResNet {
     /// Stem max-pool (ImageNet stem only).
     pub maxpool: Option<MaxPool2d>,
     /// Stage 1 (width `w`, stride 1).
-    pub layer1: Vec<BasicBlock>,
+    pub layer1: Vec<Block>,
     /// Stage 2 (width `2w`, stride 2).
-    pub layer2: Vec<BasicBlock>,
+    pub layer2: Vec<Block>,
     /// Stage 3 (width `4w`, stride 2).
-    pub layer3: Vec<BasicBlock>,
+    pub layer3: Vec<Block>,
     /// Stage 4 (width `8w`, stride 2).
-    pub layer4: Vec<BasicBlock>,
+    pub layer4: Vec<Block>,
 }
 
 impl ResNet {
-    /// Pooled features `[N, 8·width]`.
+    /// Pooled features `[N, feature_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
         if let Some(pool) = &self.maxpool {

@@ -60,9 +60,44 @@
 //!         print(stem, mode, [round(v, 6) for v in y.flatten().tolist()])
 //! ```
 
+//! The bottleneck case (the SwAV CIFAR `ResNet(Bottleneck, [2, 2, 2, 2])`, width 4, CIFAR stem)
+//! uses the same `fill` and input with this network:
+//!
+//! ```python
+//! class Bottleneck(nn.Module):
+//!     def __init__(s, cin, planes, stride):
+//!         super().__init__()
+//!         out = 4 * planes
+//!         s.conv1 = nn.Conv2d(cin, planes, 1, 1, 0, bias=False); s.bn1 = nn.BatchNorm2d(planes)
+//!         s.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False); s.bn2 = nn.BatchNorm2d(planes)
+//!         s.conv3 = nn.Conv2d(planes, out, 1, 1, 0, bias=False); s.bn3 = nn.BatchNorm2d(out)
+//!         s.downsample = None
+//!         if stride != 1 or cin != out:
+//!             s.downsample = nn.Sequential(nn.Conv2d(cin, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+//!     def forward(s, x):
+//!         idn = x if s.downsample is None else s.downsample(x)
+//!         out = torch.relu(s.bn1(s.conv1(x)))
+//!         out = torch.relu(s.bn2(s.conv2(out)))
+//!         return torch.relu(s.bn3(s.conv3(out)) + idn)
+//!
+//! class ResNetB(nn.Module):  # torchvision's Bottleneck layout, CIFAR stem, layers [2,2,2,2], width w
+//!     def __init__(s, w, out_dim):
+//!         super().__init__()
+//!         s.conv1 = nn.Conv2d(3, w, 3, 1, 1, bias=False); s.bn1 = nn.BatchNorm2d(w)
+//!         cin = w
+//!         for i, (planes, stride) in enumerate([(w, 1), (2 * w, 2), (4 * w, 2), (8 * w, 2)]):
+//!             blocks = [Bottleneck(cin, planes, stride), Bottleneck(4 * planes, planes, 1)]; cin = 4 * planes
+//!             setattr(s, f"layer{i+1}", nn.Sequential(*blocks))
+//!         s.fc = nn.Linear(32 * w, out_dim)
+//!     def forward(s, x):
+//!         x = torch.relu(s.bn1(s.conv1(x)))
+//! # fill and x as above
+//! m = ResNetB(4, 5)  # filled, then eval / train outputs printed as above
+//! ```
+
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
-use unmix_models::{Encoder, EncoderConfig, HeadConfig, ResNetConfig, Stem};
+use unmix_models::{BlockKind, Encoder, EncoderConfig, HeadConfig, ResNetConfig, Stem};
 
 const CIFAR_EVAL: [f32; 10] = [
     -1.425904, -1.782528, -1.208848, 0.011039, 1.261951, -1.645285, -1.776736, -0.980806, 0.346211,
@@ -71,6 +106,14 @@ const CIFAR_EVAL: [f32; 10] = [
 const CIFAR_TRAIN: [f32; 10] = [
     -0.483542, -0.806216, -0.691448, -0.191667, 0.441468, 1.330775, 0.657111, -0.317828, -1.096364,
     -1.284837,
+];
+const BOTTLENECK_EVAL: [f32; 10] = [
+    -1.087617, 1.004154, -0.551062, 0.438085, 0.076507, -1.089941, 1.005008, -0.550399, 0.435941,
+    0.080012,
+];
+const BOTTLENECK_TRAIN: [f32; 10] = [
+    -0.374274, 0.308102, 0.089076, -0.110617, 0.503327, -1.16428, 0.84772, -0.170212, -0.146049,
+    0.831511,
 ];
 const IMAGENET_EVAL: [f32; 10] = [
     -0.360511, -0.662459, -0.599536, -0.198, 0.340088, -0.288333, -0.608867, -0.591584, -0.239701,
@@ -147,12 +190,13 @@ impl ModuleMapper for Filler {
     }
 }
 
-fn check(stem: Stem, eval: &[f32], train: &[f32]) {
+fn check(stem: Stem, block: BlockKind, eval: &[f32], train: &[f32]) {
     let device = Device::flex();
     let config = EncoderConfig {
         backbone: ResNetConfig {
             width: 4,
             stem,
+            block,
             ..ResNetConfig::resnet18_cifar()
         },
         head: HeadConfig::Linear { out_dim: 5 },
@@ -162,8 +206,12 @@ fn check(stem: Stem, eval: &[f32], train: &[f32]) {
         filled: 0,
     };
     let encoder: Encoder = config.init(&device).unwrap().map(&mut filler);
-    // 20 conv weights, 20 BN × 4 tensors, fc weight and bias.
-    assert_eq!(filler.filled, 20 + 20 * 4 + 2);
+    // Basic: 20 conv weights, 20 BN × 4 tensors, fc weight and bias; bottleneck: 29 and 29.
+    let layers = match block {
+        BlockKind::Basic => 20,
+        BlockKind::Bottleneck => 29,
+    };
+    assert_eq!(filler.filled, layers + layers * 4 + 2);
     let x: Vec<f32> = (0..2 * 3 * 16 * 16)
         .map(|j| (2.0 * (0.05 * j as f64).sin()) as f32)
         .collect();
@@ -183,10 +231,38 @@ fn check(stem: Stem, eval: &[f32], train: &[f32]) {
 
 #[test]
 fn resnet18_cifar_stem_matches_pytorch() {
-    check(Stem::Cifar, &CIFAR_EVAL, &CIFAR_TRAIN);
+    check(Stem::Cifar, BlockKind::Basic, &CIFAR_EVAL, &CIFAR_TRAIN);
 }
 
 #[test]
 fn resnet18_imagenet_stem_matches_pytorch() {
-    check(Stem::Imagenet, &IMAGENET_EVAL, &IMAGENET_TRAIN);
+    check(Stem::Imagenet, BlockKind::Basic, &IMAGENET_EVAL, &IMAGENET_TRAIN);
+}
+
+#[test]
+fn bottleneck_resnet_matches_pytorch() {
+    check(
+        Stem::Cifar,
+        BlockKind::Bottleneck,
+        &BOTTLENECK_EVAL,
+        &BOTTLENECK_TRAIN,
+    );
+}
+
+#[test]
+fn resnet34_and_resnet50_have_the_published_shapes() {
+    let device = Device::flex();
+    let r34 = ResNetConfig::resnet34_cifar();
+    let r50 = ResNetConfig::resnet50_imagenet();
+    assert_eq!((r34.feature_dim(), r50.feature_dim()), (512, 2048));
+    let narrow = |c: ResNetConfig| ResNetConfig { width: 2, ..c }.init(&device).unwrap();
+    let net = narrow(r50);
+    assert_eq!(
+        [net.layer1.len(), net.layer2.len(), net.layer3.len(), net.layer4.len()],
+        [3, 4, 6, 3]
+    );
+    let y = net.forward(Tensor::zeros([2, 3, 32, 32], &device));
+    assert_eq!(y.dims(), [2, 2 * 8 * 4]);
+    let y = narrow(r34).forward(Tensor::zeros([2, 3, 8, 8], &device));
+    assert_eq!(y.dims(), [2, 16]);
 }
