@@ -5,6 +5,11 @@
 //!   with `flip(mixed)` taken on the embeddings of one forward pass.
 //! - [`MocoLoss`]: the symmetric and asymmetric MoCo objectives of the Un-Mix CIFAR demo, with or
 //!   without the mixed terms.
+//! - [`nt_xent`]: SimCLR's NT-Xent over two views (htdt's two-block form).
+//! - [`byol_regression`], [`byol_loss`]: BYOL's `2 − 2·cos` and its symmetrised form.
+//! - [`sinkhorn`], [`swav_loss`], [`swav_unmix_terms`]: SwAV's codes, swapped prediction over
+//!   crops, and the Un-Mix terms in the reference-code and paper-formula variants.
+//! - [`unmix_combine`]: `λ·direct + (1−λ)·reverse`, the one weighting every method uses.
 //!
 //! ```
 //! use burn::prelude::*;
@@ -18,12 +23,18 @@
 //! assert!((loss - (1.0f32 + (-1.0f32).exp()).ln()).abs() < 1e-6);
 //! ```
 
+mod byol;
 mod info_nce;
 mod moco;
 mod normalize;
+mod nt_xent;
+mod swav;
 mod unmix;
 
+pub use byol::{byol_loss, byol_regression};
 pub use info_nce::info_nce;
 pub use moco::{MocoEmbeddings, MocoLoss, MocoLossTerms};
 pub use normalize::l2_normalize;
+pub use nt_xent::nt_xent;
+pub use swav::{SwavReverse, sinkhorn, swapped_prediction, swav_loss, swav_unmix_terms};
 pub use unmix::{mixed_info_nce, unmix_combine};
