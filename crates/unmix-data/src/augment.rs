@@ -12,6 +12,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
 
+/// Separable Gaussian blur with standard deviation `sigma` pixels, kernel radius `⌈3σ⌉`,
+/// edges extended (as PIL's `GaussianBlur`, which MoCo v2 and SimCLR use).
+pub fn gaussian_blur(img: &mut Rgb, sigma: f32) {
+    let radius = (3.0 * sigma).ceil().max(1.0) as isize;
+    let kernel: Vec<f32> = (-radius..=radius)
+        .map(|d| (-((d * d) as f32) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let total: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
+    let (h, w) = (img.height as isize, img.width as isize);
+    let mut tmp = vec![0.0f32; img.data.len()];
+    for c in 0..3 {
+        let plane = c * (h * w) as usize;
+        // Horizontal pass into tmp, vertical pass back.
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (i, k) in kernel.iter().enumerate() {
+                    let xx = (x + i as isize - radius).clamp(0, w - 1);
+                    acc += k * img.data[plane + (y * w + xx) as usize];
+                }
+                tmp[plane + (y * w + x) as usize] = acc;
+            }
+        }
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (i, k) in kernel.iter().enumerate() {
+                    let yy = (y + i as isize - radius).clamp(0, h - 1);
+                    acc += k * tmp[plane + (yy * w + x) as usize];
+                }
+                img.data[plane + (y * w + x) as usize] = acc;
+            }
+        }
+    }
+}
+
+/// Solarisation: values at or above the threshold 0.5 (PIL's 128) are inverted.
+pub fn solarize(img: &mut Rgb) {
+    for v in &mut img.data {
+        if *v >= 0.5 {
+            *v = 1.0 - *v;
+        }
+    }
+}
+
 /// One view's augmentation pipeline (`[data.augmentation]` in a run config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,6 +76,12 @@ pub struct AugmentationConfig {
     pub jitter: [f64; 4],
     /// Probability of converting to grey.
     pub grayscale_prob: f64,
+    /// Probability of a Gaussian blur (MoCo v2's `--aug-plus`: 0.5; off in the CIFAR recipes).
+    pub blur_prob: f64,
+    /// Range of the blur's σ in pixels, drawn uniformly (MoCo v2: `[0.1, 2.0]`).
+    pub blur_sigma: [f64; 2],
+    /// Probability of solarisation (invert values >= 0.5; BYOL's second view: 0.2).
+    pub solarize_prob: f64,
     /// Per-channel mean subtracted after the augmentations.
     pub mean: [f32; 3],
     /// Per-channel standard deviation divided by.
@@ -47,6 +99,9 @@ impl Default for AugmentationConfig {
             jitter_prob: 0.8,
             jitter: [0.4, 0.4, 0.4, 0.1],
             grayscale_prob: 0.2,
+            blur_prob: 0.0,
+            blur_sigma: [0.1, 2.0],
+            solarize_prob: 0.0,
             mean: [0.4914, 0.4822, 0.4465],
             std: [0.2023, 0.1994, 0.2010],
         }
@@ -101,6 +156,16 @@ impl AugmentationConfig {
         prob("augmentation.hflip_prob", self.hflip_prob)?;
         prob("augmentation.jitter_prob", self.jitter_prob)?;
         prob("augmentation.grayscale_prob", self.grayscale_prob)?;
+        prob("augmentation.blur_prob", self.blur_prob)?;
+        prob("augmentation.solarize_prob", self.solarize_prob)?;
+        let [b0, b1] = self.blur_sigma;
+        if !(b0 > 0.0 && b0 <= b1 && b1.is_finite()) {
+            return bad(
+                "augmentation.blur_sigma",
+                format!("{:?}", self.blur_sigma),
+                "expected [lo, hi] with 0 < lo <= hi",
+            );
+        }
         let [b, c, s, h] = self.jitter;
         if !(b >= 0.0 && c >= 0.0 && s >= 0.0 && (0.0..=0.5).contains(&h)) {
             return bad(
@@ -353,6 +418,14 @@ impl ViewTransform {
         if rng.random::<f64>() < c.grayscale_prob {
             to_grayscale(&mut view);
         }
+        // Drawn only when enabled, so recipes without blur or solarisation keep their streams.
+        if c.blur_prob > 0.0 && rng.random::<f64>() < c.blur_prob {
+            let sigma = rng.random_range(c.blur_sigma[0]..=c.blur_sigma[1]);
+            gaussian_blur(&mut view, sigma as f32);
+        }
+        if c.solarize_prob > 0.0 && rng.random::<f64>() < c.solarize_prob {
+            solarize(&mut view);
+        }
         self.normalize(&view, out);
     }
 
@@ -483,6 +556,29 @@ mod tests {
                 .zip([0.5, 0.25, 1.0])
                 .all(|(v, e)| (v - e).abs() < 1e-6)
         );
+    }
+
+    #[test]
+    fn blur_keeps_constants_and_mass_and_solarize_inverts_highlights() {
+        let mut flat = img(&[0.25; 3 * 5 * 5], 5, 5);
+        gaussian_blur(&mut flat, 1.0);
+        assert!(flat.data.iter().all(|v| (v - 0.25).abs() < 1e-6));
+        // A centred impulse spreads symmetrically and keeps its mass (no edge reached).
+        let mut v = vec![0.0; 3 * 9 * 9];
+        v[4 * 9 + 4] = 1.0;
+        let mut im = img(&v, 9, 9);
+        gaussian_blur(&mut im, 0.8);
+        let plane = &im.data[..81];
+        assert!((plane.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!((plane[4 * 9 + 3] - plane[4 * 9 + 5]).abs() < 1e-7);
+        assert!((plane[3 * 9 + 4] - plane[4 * 9 + 3]).abs() < 1e-7);
+        assert!(plane[4 * 9 + 4] > plane[4 * 9 + 3]);
+        // Weight of the neighbour relative to the centre: exp(-1 / (2·0.8²)) per axis.
+        let want = (-1.0f32 / (2.0 * 0.64)).exp();
+        assert!((plane[4 * 9 + 3] / plane[4 * 9 + 4] - want).abs() < 1e-5);
+        let mut s = img(&[0.2, 0.5, 0.9], 1, 1);
+        solarize(&mut s);
+        assert_eq!(s.data, vec![0.2, 0.5, 1.0 - 0.9]);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use crate::normalize::l2_normalize;
 /// # Shapes
 /// `prediction`, `target`: `[N, C]`; output `[1]`.
 pub fn byol_regression(prediction: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
-    let cos = l2_normalize(prediction).mul(l2_normalize(target)).sum_dim(1);
+    let cos = l2_normalize(prediction)
+        .mul(l2_normalize(target))
+        .sum_dim(1);
     let [n, _] = cos.dims();
     cos.reshape([n]).mean().mul_scalar(-2.0).add_scalar(2.0)
 }

@@ -52,7 +52,11 @@ pub fn swapped_prediction(assignment: Tensor<2>, scores: Tensor<2>, temperature:
 ///
 /// `scores[v]` are the prototype scores of crop `v`; `codes` pairs a crop index with its
 /// Sinkhorn code (the large crops, `crops_for_assign`).
-pub fn swav_loss(scores: &[Tensor<2>], codes: &[(usize, Tensor<2>)], temperature: f64) -> Tensor<1> {
+pub fn swav_loss(
+    scores: &[Tensor<2>],
+    codes: &[(usize, Tensor<2>)],
+    temperature: f64,
+) -> Tensor<1> {
     let others = (scores.len() - 1).max(1) as f64;
     let per_code: Vec<Tensor<1>> = codes
         .iter()
@@ -190,7 +194,11 @@ mod tests {
         //   swav([s0, s1], [0, 1], 0.1, 0.05, 3)      # 2.729064991810362
         //   swav([s0, s1, s2], [0, 1], 0.1, 0.05, 3)  # 5.260268735364957
         let d = Device::flex();
-        let s = [fixed(4, 3, 0.45, &d), fixed(4, 3, 1.1, &d), fixed(4, 3, 2.9, &d)];
+        let s = [
+            fixed(4, 3, 0.45, &d),
+            fixed(4, 3, 1.1, &d),
+            fixed(4, 3, 2.9, &d),
+        ];
         let codes: Vec<(usize, Tensor<2>)> = (0..2)
             .map(|i| (i, sinkhorn(s[i].clone(), 0.05, 3)))
             .collect();

@@ -45,11 +45,17 @@ impl Prototypes {
     /// the rescaling, as `with torch.no_grad()` in the reference).
     pub fn normalized(self) -> Self {
         let weight = self.weight.map(|w| {
-            let ad = w.is_autodiff();
+            let (ad, grad) = (w.is_autodiff(), w.is_require_grad());
             let w = w.without_autodiff();
-            let norm = w.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
+            let norm = w
+                .clone()
+                .powf_scalar(2.0)
+                .sum_dim(1)
+                .sqrt()
+                .clamp_min(1e-12);
             let w = w.div(norm);
-            if ad { w.autodiff() } else { w }
+            let w = if ad { w.autodiff() } else { w };
+            w.set_require_grad(grad)
         });
         Self { weight }
     }

@@ -236,7 +236,12 @@ fn resnet18_cifar_stem_matches_pytorch() {
 
 #[test]
 fn resnet18_imagenet_stem_matches_pytorch() {
-    check(Stem::Imagenet, BlockKind::Basic, &IMAGENET_EVAL, &IMAGENET_TRAIN);
+    check(
+        Stem::Imagenet,
+        BlockKind::Basic,
+        &IMAGENET_EVAL,
+        &IMAGENET_TRAIN,
+    );
 }
 
 #[test]
@@ -258,7 +263,12 @@ fn resnet34_and_resnet50_have_the_published_shapes() {
     let narrow = |c: ResNetConfig| ResNetConfig { width: 2, ..c }.init(&device).unwrap();
     let net = narrow(r50);
     assert_eq!(
-        [net.layer1.len(), net.layer2.len(), net.layer3.len(), net.layer4.len()],
+        [
+            net.layer1.len(),
+            net.layer2.len(),
+            net.layer3.len(),
+            net.layer4.len()
+        ],
         [3, 4, 6, 3]
     );
     let y = net.forward(Tensor::zeros([2, 3, 32, 32], &device));

@@ -11,8 +11,11 @@ use unmix_data::AugmentationConfig;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 use unmix_ops::UnMixConfig;
 
+use crate::byol::ByolConfig;
 use crate::error::TrainError;
 use crate::moco::MocoConfig;
+use crate::simclr::SimclrConfig;
+use crate::swav::SwavConfig;
 
 /// A whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +86,19 @@ pub enum DatasetKind {
     FashionMnist,
     /// CIFAR-10 binary version (`cifar-10-batches-bin/`).
     Cifar10,
+    /// CIFAR-100 binary version (`cifar-100-binary/`: `train.bin`, `test.bin`).
+    Cifar100,
+}
+
+/// Which CIFAR-100 labels the kNN monitor scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cifar100Labels {
+    /// The 100 classes (the published numbers).
+    #[default]
+    Fine,
+    /// The 20 super-classes.
+    Coarse,
 }
 
 /// `[data]`.
@@ -99,6 +115,9 @@ pub struct DataConfig {
     /// Use only the first `n` test images of each class for evaluation (all when absent).
     #[serde(default)]
     pub test_per_class: Option<usize>,
+    /// CIFAR-100 only: fine or coarse labels.
+    #[serde(default)]
+    pub cifar100_labels: Cifar100Labels,
     /// Threads that build batches ahead of the training step.
     #[serde(default = "one")]
     pub num_workers: usize,
@@ -117,6 +136,12 @@ fn one() -> usize {
 pub enum MethodConfig {
     /// MoCo v1/v2 (symmetric or asymmetric).
     Moco(MocoConfig),
+    /// SimCLR.
+    Simclr(SimclrConfig),
+    /// BYOL.
+    Byol(ByolConfig),
+    /// SwAV.
+    Swav(SwavConfig),
 }
 
 /// Work to do with a built method, whatever its type: how the trainer and the evaluator get a
@@ -139,21 +164,66 @@ impl MethodConfig {
     ) -> Result<T::Output, TrainError> {
         match self {
             MethodConfig::Moco(m) => task.run(m.init(encoder, device)?),
+            MethodConfig::Simclr(m) => task.run(m.init(encoder, device)?),
+            MethodConfig::Byol(m) => task.run(m.init(encoder, device)?),
+            MethodConfig::Swav(m) => task.run(m.init(encoder, device)?),
+        }
+    }
+
+    /// Checks the method's settings against the rest of the config.
+    pub fn validate(&self, encoder: &EncoderConfig, batch_size: usize) -> Result<(), TrainError> {
+        match self {
+            MethodConfig::Moco(m) => m.validate(batch_size),
+            MethodConfig::Simclr(m) => m.validate(),
+            MethodConfig::Byol(m) => m.validate(encoder),
+            MethodConfig::Swav(m) => m.validate(batch_size),
         }
     }
 }
 
-/// Learning-rate schedule.
+/// Learning-rate schedule (after any warm-up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Schedule {
-    /// `lr·½(1+cos(π·epoch/epochs))` per epoch, epochs counted from 0 (MoCo `--cos`).
+    /// `lr·½(1+cos(π·epoch/epochs))` per epoch, epochs counted from 0 (MoCo `--cos`, the CIFAR
+    /// demo).
     Cosine,
+    /// Cosine from `lr` to `min_lr` per step over the steps after warm-up (solo-learn's
+    /// `warmup_cosine`, SwAV).
+    CosineStep,
+    /// `lr·gamma^k` after the `k`-th of `milestones` (MoCo v1: ×0.1 at 120 and 160; htdt:
+    /// ×0.2 at E−50 and E−25).
+    Step,
     /// Constant.
     Constant,
 }
 
-/// `[optim]`: SGD.
+/// The optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// SGD with momentum and L2 weight decay (MoCo).
+    Sgd,
+    /// LARS: SGD with a layer-wise trust ratio (solo-learn SimCLR/BYOL/SwAV; SwAV's LARC).
+    Lars,
+    /// Adam with L2 weight decay added to the gradient (torch `Adam(weight_decay=…)`, the
+    /// W-MSE/htdt code of SimCLR and BYOL).
+    Adam,
+}
+
+/// Scaling of `lr` by the batch size, relative to `reference_batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrScaling {
+    /// `lr` as written.
+    None,
+    /// `lr·batch/reference_batch` (Goyal et al.; SimCLR, BYOL, SwAV papers).
+    Linear,
+    /// `lr·sqrt(batch/reference_batch)` (SimCLR's small-batch LARS rule).
+    Sqrt,
+}
+
+/// `[optim]`: optimiser, learning rate and its schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimConfig {
@@ -161,14 +231,40 @@ pub struct OptimConfig {
     pub epochs: usize,
     /// Images per step.
     pub batch_size: usize,
-    /// Base learning rate (0.06 for batch 512 in the CIFAR demo).
+    /// Which optimiser.
+    pub optimizer: OptimizerKind,
+    /// Base learning rate (0.06 for batch 512 in the CIFAR demo), before `lr_scaling`.
     pub lr: f64,
-    /// SGD momentum.
+    /// Batch-size scaling of `lr`, logged at the start of a run.
+    pub lr_scaling: LrScaling,
+    /// The batch size `lr` is quoted for (256).
+    pub reference_batch: usize,
+    /// SGD/LARS momentum.
     pub momentum: f64,
     /// L2 weight decay.
     pub weight_decay: f64,
-    /// Schedule.
+    /// Schedule after warm-up.
     pub schedule: Schedule,
+    /// Linear warm-up over this many epochs (solo-learn 10, SwAV CIFAR 5)...
+    pub warmup_epochs: f64,
+    /// ...plus this many steps (htdt: 500 iterations).
+    pub warmup_steps: usize,
+    /// Learning rate at the first warm-up step (solo-learn 3e-5; SwAV 0).
+    pub warmup_start_lr: f64,
+    /// Final learning rate of `cosine_step` (SwAV CIFAR 0.0006).
+    pub min_lr: f64,
+    /// Epochs at which `step` multiplies by `gamma`.
+    pub milestones: Vec<usize>,
+    /// Factor of `step`.
+    pub gamma: f64,
+    /// LARS trust coefficient η.
+    pub lars_eta: f64,
+    /// LARS: clip the adaptive rate to 1 relative to the learning rate.
+    pub lars_clip: bool,
+    /// LARS: no adaptation or decay for biases and norm parameters.
+    pub lars_exclude_bias_and_norm: bool,
+    /// Adam's β₁, β₂.
+    pub adam_betas: [f64; 2],
 }
 
 impl Default for OptimConfig {
@@ -176,10 +272,23 @@ impl Default for OptimConfig {
         Self {
             epochs: 1000,
             batch_size: 512,
+            optimizer: OptimizerKind::Sgd,
             lr: 0.06,
+            lr_scaling: LrScaling::None,
+            reference_batch: 256,
             momentum: 0.9,
             weight_decay: 5e-4,
             schedule: Schedule::Cosine,
+            warmup_epochs: 0.0,
+            warmup_steps: 0,
+            warmup_start_lr: 0.0,
+            min_lr: 0.0,
+            milestones: Vec::new(),
+            gamma: 0.1,
+            lars_eta: 0.02,
+            lars_clip: true,
+            lars_exclude_bias_and_norm: true,
+            adam_betas: [0.9, 0.999],
         }
     }
 }
@@ -282,10 +391,34 @@ impl TrainConfig {
                 "expected k >= 1 and t > 0",
             ));
         }
-        match &self.method {
-            MethodConfig::Moco(m) => m.validate(o.batch_size)?,
+        let positive = |key: &'static str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(TrainError::value(key, v, "expected a finite value > 0"))
+            }
+        };
+        let non_negative = |key: &'static str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(TrainError::value(key, v, "expected a finite value >= 0"))
+            }
+        };
+        positive("optim.reference_batch", o.reference_batch as f64)?;
+        positive("optim.gamma", o.gamma)?;
+        positive("optim.lars_eta", o.lars_eta)?;
+        non_negative("optim.warmup_epochs", o.warmup_epochs)?;
+        non_negative("optim.warmup_start_lr", o.warmup_start_lr)?;
+        non_negative("optim.min_lr", o.min_lr)?;
+        if o.adam_betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return Err(TrainError::value(
+                "optim.adam_betas",
+                format!("{:?}", o.adam_betas),
+                "expected two values in [0, 1)",
+            ));
         }
-        Ok(())
+        self.method.validate(&self.model, o.batch_size)
     }
 
     /// The config as TOML.
@@ -320,7 +453,9 @@ mod tests {
             "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"moco\"\n",
         )
         .unwrap();
-        let MethodConfig::Moco(m) = &c.method;
+        let MethodConfig::Moco(m) = &c.method else {
+            panic!("{:?}", c.method)
+        };
         assert_eq!(
             (m.queue_len, m.momentum, m.temperature, m.symmetric),
             (4096, 0.99, 0.1, true)

@@ -1,18 +1,26 @@
 //! The interface between the trainer and a self-supervised method.
 //!
-//! The trainer knows nothing method-specific: it asks the method for a loss on a batch of
-//! views (plus, with Un-Mix, the mixture of view 0 built by the one shared op in `unmix-ops`),
-//! steps the optimiser on that loss, then lets the method update its own non-gradient state
-//! (momentum encoders, queues, memory banks) with what its forward pass produced.
+//! The trainer knows nothing method-specific. Per step it
+//! 1. builds the crops the method asks for ([`Method::views`]) and, with Un-Mix, the mixture of
+//!    view 0 (the one shared op in `unmix-ops`);
+//! 2. asks the method for its loss ([`Method::forward_train`]), with named parts for logging;
+//! 3. steps the optimiser on every parameter except those the method freezes at this step
+//!    ([`Method::frozen_params`]: its parameter groups — SwAV's prototypes early in training);
+//! 4. moves the method's momentum targets towards their online modules with τ from the
+//!    method's schedule ([`Method::momentum`], [`Method::momentum_update`]);
+//! 5. lets the method update its other non-gradient state (queues, memory banks, prototype
+//!    normalisation) with what its forward pass produced ([`Method::after_step`]).
 //!
-//! The batch type carries every view (two-view methods read `views[0..2]`, multi-crop methods
-//! all of them, single-view methods `views[0]`) and each sample's dataset index, so memory-bank
-//! methods (CMC, Invariance Propagation) fit the same trait.
+//! The batch carries every view (two-view methods read `views[0..2]`, multi-crop methods all of
+//! them) and each sample's dataset index, so memory-bank methods (CMC, Invariance Propagation)
+//! fit the same trait.
 
-use burn::module::Module;
+use burn::module::{Module, ParamId};
 use burn::prelude::*;
-use unmix_data::MultiViewBatch;
+use unmix_data::{AugmentationConfig, MultiViewBatch};
 use unmix_ops::MixedBatch;
+
+pub use crate::schedule::MomentumSchedule;
 
 /// Where the run is.
 #[derive(Debug, Clone, Copy)]
@@ -32,11 +40,38 @@ pub struct StepContext {
 pub struct StepOutput<S> {
     /// The loss to minimise, `[1]`.
     pub loss: Tensor<1>,
-    /// Named parts of the loss for logging (e.g. `plain`, `mixed`).
+    /// Named parts of the loss for logging (`plain`, `mixed`).
     pub terms: Vec<(&'static str, Tensor<1>)>,
     /// Detached results the method needs after the optimiser step (keys to enqueue, features
     /// for a memory bank).
     pub state: S,
+}
+
+/// One crop the loader produces per sample: `[data.augmentation]` with the crop size and scale
+/// optionally replaced (SwAV's small crops).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ViewSpec {
+    /// Output side, when not the configured `crop_size`.
+    pub crop_size: Option<usize>,
+    /// Crop area range, when not the configured `crop_scale`.
+    pub crop_scale: Option<[f64; 2]>,
+}
+
+impl ViewSpec {
+    /// A crop with the configured augmentation.
+    pub const LARGE: ViewSpec = ViewSpec {
+        crop_size: None,
+        crop_scale: None,
+    };
+
+    /// `base` with this view's overrides.
+    pub fn apply(&self, base: &AugmentationConfig) -> AugmentationConfig {
+        AugmentationConfig {
+            crop_size: self.crop_size.unwrap_or(base.crop_size),
+            crop_scale: self.crop_scale.unwrap_or(base.crop_scale),
+            ..base.clone()
+        }
+    }
 }
 
 /// A self-supervised method: a module holding its trainable encoders and its non-gradient state.
@@ -44,8 +79,8 @@ pub trait Method: Module + Sized {
     /// What [`Method::forward_train`] hands to [`Method::after_step`].
     type StepState;
 
-    /// How many views per sample the loader must produce.
-    fn num_views(&self) -> usize;
+    /// The crops per sample, in order; view 0 is the one Un-Mix mixes.
+    fn views(&self) -> Vec<ViewSpec>;
 
     /// The loss of one batch, with Un-Mix terms when `mixed` (the mixture of view 0) is given.
     fn forward_train(
@@ -55,7 +90,23 @@ pub trait Method: Module + Sized {
         ctx: &StepContext,
     ) -> StepOutput<Self::StepState>;
 
-    /// Updates state that gradients do not touch, after the optimiser step.
+    /// The τ schedule of the method's momentum (EMA) targets; `None` when it has none.
+    fn momentum(&self) -> Option<MomentumSchedule> {
+        None
+    }
+
+    /// Moves every momentum target towards its online module: `θ_t ← τ·θ_t + (1−τ)·θ_o`.
+    fn momentum_update(self, _tau: f64) -> Self {
+        self
+    }
+
+    /// Parameters that receive no update at this step.
+    fn frozen_params(&self, _ctx: &StepContext) -> Vec<ParamId> {
+        Vec::new()
+    }
+
+    /// Updates state that gradients do not touch, after the optimiser step and the momentum
+    /// update.
     fn after_step(self, state: Self::StepState, ctx: &StepContext) -> Self;
 
     /// Features for evaluation: `(backbone [N, D], projection [N, C])`.

@@ -12,7 +12,7 @@ use unmix_models::{Encoder, EncoderConfig, ShuffleBn, momentum_update};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, StepContext, StepOutput};
+use crate::method::{Method, MomentumSchedule, StepContext, StepOutput, ViewSpec};
 
 /// `[method]` with `kind = "moco"`. Defaults: the Un-Mix CIFAR demo (K 4096, m 0.99, T 0.1,
 /// symmetric).
@@ -23,6 +23,9 @@ pub struct MocoConfig {
     pub queue_len: usize,
     /// Key-encoder momentum m (0.99 CIFAR, 0.999 ImageNet).
     pub momentum: f64,
+    /// When set, m rises from `momentum` to this value on a cosine of training progress
+    /// (solo-learn MoCo V2+: 0.99 → 0.999); constant otherwise.
+    pub momentum_end: Option<f64>,
     /// Softmax temperature T (0.1 CIFAR demo, 0.07 v1, 0.2 v2).
     pub temperature: f64,
     /// Symmetric loss (both views as queries; enqueues 2N keys per step).
@@ -36,6 +39,7 @@ impl Default for MocoConfig {
         Self {
             queue_len: 4096,
             momentum: 0.99,
+            momentum_end: None,
             temperature: 0.1,
             symmetric: true,
             shuffle_bn: true,
@@ -59,12 +63,13 @@ impl MocoConfig {
                 &format!("expected a positive multiple of the {per_step} keys enqueued per step"),
             ));
         }
-        if !(0.0..=1.0).contains(&self.momentum) {
-            return Err(TrainError::value(
-                "method.momentum",
-                self.momentum,
-                "expected a value in [0, 1]",
-            ));
+        for (key, m) in [
+            ("method.momentum", self.momentum),
+            ("method.momentum_end", self.momentum_end.unwrap_or(1.0)),
+        ] {
+            if !(0.0..=1.0).contains(&m) {
+                return Err(TrainError::value(key, m, "expected a value in [0, 1]"));
+            }
         }
         if self.temperature.is_nan() || self.temperature <= 0.0 {
             return Err(TrainError::value(
@@ -92,6 +97,7 @@ impl MocoConfig {
             encoder_k,
             queue: RunningState::new(queue),
             momentum: self.momentum,
+            momentum_end: self.momentum_end.unwrap_or(self.momentum),
             temperature: self.temperature,
             symmetric: self.symmetric,
             shuffle_bn: self.shuffle_bn,
@@ -108,8 +114,10 @@ pub struct Moco {
     pub encoder_k: Encoder,
     /// Negative keys, newest first.
     pub queue: RunningState<Tensor<2>>,
-    /// EMA momentum.
+    /// EMA momentum at the start.
     pub momentum: f64,
+    /// EMA momentum at the end.
+    pub momentum_end: f64,
     /// Temperature.
     pub temperature: f64,
     /// Symmetric loss.
@@ -140,8 +148,8 @@ impl Method for Moco {
     /// The keys to enqueue.
     type StepState = Tensor<2>;
 
-    fn num_views(&self) -> usize {
-        2
+    fn views(&self) -> Vec<ViewSpec> {
+        vec![ViewSpec::LARGE; 2]
     }
 
     fn forward_train(
@@ -192,9 +200,20 @@ impl Method for Moco {
         }
     }
 
-    fn after_step(mut self, keys: Tensor<2>, _ctx: &StepContext) -> Self {
+    fn momentum(&self) -> Option<MomentumSchedule> {
+        Some(MomentumSchedule {
+            base: self.momentum,
+            end: self.momentum_end,
+        })
+    }
+
+    fn momentum_update(mut self, tau: f64) -> Self {
         // EMA after the optimiser step equals the reference's EMA before the next key forward.
-        self.encoder_k = momentum_update(self.encoder_k, &self.encoder_q, self.momentum);
+        self.encoder_k = momentum_update(self.encoder_k, &self.encoder_q, tau);
+        self
+    }
+
+    fn after_step(mut self, keys: Tensor<2>, _ctx: &StepContext) -> Self {
         let queue = self.queue.value_sync();
         let [k, _] = queue.dims();
         let n = keys.dims()[0];

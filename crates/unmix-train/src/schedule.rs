@@ -1,18 +1,76 @@
-//! Learning-rate schedules.
+//! Learning-rate and momentum schedules, evaluated per step.
 
-use crate::config::Schedule;
+use crate::config::{LrScaling, OptimConfig, Schedule};
 
-/// Learning rate of `epoch` (0-based) out of `epochs`.
+/// `lr` after the batch-size scaling of `optim.lr_scaling`.
+pub fn scaled_lr(o: &OptimConfig) -> f64 {
+    let ratio = o.batch_size as f64 / o.reference_batch as f64;
+    match o.lr_scaling {
+        LrScaling::None => o.lr,
+        LrScaling::Linear => o.lr * ratio,
+        LrScaling::Sqrt => o.lr * ratio.sqrt(),
+    }
+}
+
+/// Learning rate at global `step` (0-based) with `steps_per_epoch` steps per epoch.
 ///
-/// Cosine: `lr·½(1 + cos(π·epoch/epochs))`, the MoCo ImageNet `--cos` schedule, applied per
-/// epoch. The CIFAR demo counts epochs from 1, which shifts it by one epoch; we count from 0 so
-/// the first epoch uses the base rate.
-pub fn learning_rate(schedule: Schedule, base: f64, epoch: usize, epochs: usize) -> f64 {
-    match schedule {
+/// Warm-up (when `warmup_epochs` or `warmup_steps` is set) rises linearly from
+/// `warmup_start_lr` at step 0 to the scaled rate at the end of the warm-up. After it:
+/// - `cosine`: `lr·½(1 + cos(π·epoch/epochs))`, per epoch (MoCo `--cos`). The CIFAR demo counts
+///   epochs from 1, which shifts it by one epoch; we count from 0 so the first epoch uses the
+///   base rate.
+/// - `cosine_step`: `min + (lr − min)·½(1 + cos(π·t/T))` over the `T` steps after warm-up
+///   (solo-learn `warmup_cosine`, SwAV).
+/// - `step`: `lr·gamma^k`, `k` the number of milestones `<=` the epoch.
+pub fn learning_rate(o: &OptimConfig, step: u64, steps_per_epoch: usize) -> f64 {
+    let base = scaled_lr(o);
+    let per_epoch = steps_per_epoch.max(1) as f64;
+    let warmup = o.warmup_steps as f64 + (o.warmup_epochs * per_epoch).round();
+    let s = step as f64;
+    if s < warmup {
+        return o.warmup_start_lr + (base - o.warmup_start_lr) * s / warmup;
+    }
+    let epoch = (s / per_epoch).floor();
+    let pi = std::f64::consts::PI;
+    match o.schedule {
         Schedule::Constant => base,
-        Schedule::Cosine => {
-            base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs as f64).cos())
+        Schedule::Cosine => base * 0.5 * (1.0 + (pi * epoch / o.epochs as f64).cos()),
+        Schedule::CosineStep => {
+            let total = (o.epochs as f64 * per_epoch - warmup).max(1.0);
+            let t = (s - warmup).min(total);
+            o.min_lr + (base - o.min_lr) * 0.5 * (1.0 + (pi * t / total).cos())
         }
+        Schedule::Step => {
+            let k = o.milestones.iter().filter(|&&m| m as f64 <= epoch).count();
+            base * o.gamma.powi(k as i32)
+        }
+    }
+}
+
+/// An EMA coefficient that rises from `base` to `end` along a half cosine of training progress
+/// (BYOL §3.2: `τ = 1 − (1 − τ_base)·(cos(πk/K) + 1)/2`; solo-learn's momentum schedule).
+/// `base == end` is a constant momentum (MoCo).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MomentumSchedule {
+    /// τ at the first step.
+    pub base: f64,
+    /// τ at the end of training.
+    pub end: f64,
+}
+
+impl MomentumSchedule {
+    /// A constant τ.
+    pub fn constant(tau: f64) -> Self {
+        Self {
+            base: tau,
+            end: tau,
+        }
+    }
+
+    /// τ at `progress` ∈ [0, 1].
+    pub fn at(&self, progress: f64) -> f64 {
+        let p = progress.clamp(0.0, 1.0);
+        self.end - (self.end - self.base) * ((std::f64::consts::PI * p).cos() + 1.0) / 2.0
     }
 }
 
@@ -20,12 +78,78 @@ pub fn learning_rate(schedule: Schedule, base: f64, epoch: usize, epochs: usize)
 mod tests {
     use super::*;
 
+    fn optim(schedule: Schedule) -> OptimConfig {
+        OptimConfig {
+            epochs: 10,
+            lr: 0.06,
+            schedule,
+            ..OptimConfig::default()
+        }
+    }
+
     #[test]
-    fn cosine_values() {
-        assert_eq!(learning_rate(Schedule::Cosine, 0.06, 0, 10), 0.06);
-        assert!((learning_rate(Schedule::Cosine, 0.06, 5, 10) - 0.03).abs() < 1e-12);
+    fn per_epoch_cosine_and_constant() {
+        let o = optim(Schedule::Cosine);
+        // 7 steps per epoch: every step of an epoch shares its rate.
+        assert_eq!(learning_rate(&o, 0, 7), 0.06);
+        assert_eq!(learning_rate(&o, 6, 7), 0.06);
+        assert!((learning_rate(&o, 35, 7) - 0.03).abs() < 1e-12);
         // cos(0.9π) = -0.951057: 0.06·0.5·0.048943 = 0.00146830
-        assert!((learning_rate(Schedule::Cosine, 0.06, 9, 10) - 0.0014683).abs() < 1e-6);
-        assert_eq!(learning_rate(Schedule::Constant, 0.1, 9, 10), 0.1);
+        assert!((learning_rate(&o, 63, 7) - 0.0014683).abs() < 1e-6);
+        assert_eq!(learning_rate(&optim(Schedule::Constant), 63, 7), 0.06);
+    }
+
+    #[test]
+    fn warmup_then_cosine_per_step() {
+        // 10 epochs × 10 steps, 2 warm-up epochs from 0 to 0.4·512/256 = 0.8, cosine to 0.008.
+        let o = OptimConfig {
+            lr: 0.4,
+            lr_scaling: LrScaling::Linear,
+            batch_size: 512,
+            warmup_epochs: 2.0,
+            min_lr: 0.008,
+            ..optim(Schedule::CosineStep)
+        };
+        assert_eq!(scaled_lr(&o), 0.8);
+        assert_eq!(learning_rate(&o, 0, 10), 0.0);
+        assert!((learning_rate(&o, 10, 10) - 0.4).abs() < 1e-12);
+        assert!((learning_rate(&o, 20, 10) - 0.8).abs() < 1e-12);
+        // Half-way through the 80 cosine steps: (0.8 + 0.008) / 2.
+        assert!((learning_rate(&o, 60, 10) - 0.404).abs() < 1e-12);
+        assert!((learning_rate(&o, 100, 10) - 0.008).abs() < 1e-12);
+        let sqrt = OptimConfig {
+            lr_scaling: LrScaling::Sqrt,
+            batch_size: 1024,
+            ..o
+        };
+        assert!((scaled_lr(&sqrt) - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn step_schedule_with_warmup_steps() {
+        // MoCo v1: ×0.1 at epochs 6 and 8 (of 10); htdt-style 5-step warm-up.
+        let o = OptimConfig {
+            milestones: vec![6, 8],
+            warmup_steps: 5,
+            ..optim(Schedule::Step)
+        };
+        assert!((learning_rate(&o, 1, 10) - 0.012).abs() < 1e-12);
+        assert_eq!(learning_rate(&o, 59, 10), 0.06);
+        assert!((learning_rate(&o, 60, 10) - 0.006).abs() < 1e-12);
+        assert!((learning_rate(&o, 85, 10) - 0.0006).abs() < 1e-12);
+    }
+
+    #[test]
+    fn byol_tau_schedule() {
+        let s = MomentumSchedule {
+            base: 0.99,
+            end: 1.0,
+        };
+        assert_eq!(s.at(0.0), 0.99);
+        assert!((s.at(0.5) - 0.995).abs() < 1e-12);
+        assert_eq!(s.at(1.0), 1.0);
+        // cos(0.25π) = 0.7071068: 1 − 0.01·1.7071068/2 = 0.99146447
+        assert!((s.at(0.25) - 0.991464466).abs() < 1e-9);
+        assert_eq!(MomentumSchedule::constant(0.99).at(0.7), 0.99);
     }
 }

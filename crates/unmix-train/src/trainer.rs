@@ -1,14 +1,13 @@
-//! The training loop: Un-Mix step, SGD with a per-epoch schedule, progress bar, kNN monitor,
-//! metrics CSV, atomic checkpoints and resume. Generic over [`Method`]; nothing here knows which
-//! method it trains.
+//! The training loop: Un-Mix step, optimiser with a per-step learning rate, momentum targets,
+//! progress bar, kNN monitor, metrics CSV, atomic checkpoints and resume. Generic over
+//! [`Method`]; nothing here knows which method it trains.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::module::{ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use unmix_data::fashion_mnist::{self, Split};
@@ -16,13 +15,14 @@ use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
 use unmix_ops::UnMix;
 
 use crate::checkpoint::{self, LoopState};
-use crate::config::{DatasetKind, MethodTask, TrainConfig};
+use crate::config::{Cifar100Labels, DatasetKind, LrScaling, MethodTask, TrainConfig};
 use crate::device::parse_device;
 use crate::error::TrainError;
 use crate::knn::{extract, weighted_knn};
 use crate::method::{Method, StepContext};
 use crate::metrics::{EpochRecord, MetricsFile};
-use crate::schedule::learning_rate;
+use crate::optim::build_optimizer;
+use crate::schedule::{learning_rate, scaled_lr};
 
 /// Options that are not part of the experiment.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +75,17 @@ pub fn load_sets(config: &TrainConfig) -> Result<(ImageSet, ImageSet), TrainErro
                 unmix_data::cifar::read_cifar10(&[&d.path.join("test_batch.bin")])?,
             )
         }
+        DatasetKind::Cifar100 => {
+            use unmix_data::cifar::{Cifar100Label, read_cifar100};
+            let label = match d.cifar100_labels {
+                Cifar100Labels::Fine => Cifar100Label::Fine,
+                Cifar100Labels::Coarse => Cifar100Label::Coarse,
+            };
+            (
+                read_cifar100(&[&d.path.join("train.bin")], label)?,
+                read_cifar100(&[&d.path.join("test.bin")], label)?,
+            )
+        }
     };
     let cut = |set: ImageSet, per_class: Option<usize>| match per_class {
         Some(n) => {
@@ -117,25 +128,39 @@ pub fn train_method<M: Method>(
     let (train_set, test_set) = load_sets(config)?;
     let transform = ViewTransform::new(config.data.augmentation.clone())?;
     let seed = config.run.seed;
+    let views = model
+        .views()
+        .iter()
+        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)))
+        .collect::<Result<Vec<_>, _>>()?;
     let loader = MultiViewLoader::new(
         Arc::new(train_set.clone()),
-        vec![transform.clone(); model.num_views()],
+        views,
         config.optim.batch_size,
         config.data.num_workers,
         seed,
     )?;
     let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
     let o = &config.optim;
-    let mut optim = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: o.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay((o.weight_decay > 0.0).then_some(WeightDecayConfig {
-            penalty: o.weight_decay as f32,
-        }))
-        .init();
+    let mut optim = build_optimizer(o);
+    let momentum = model.momentum();
+    if !options.quiet {
+        let scaling = match o.lr_scaling {
+            LrScaling::None => "no batch-size scaling".to_string(),
+            LrScaling::Linear => format!("linear scaling, x{}/{}", o.batch_size, o.reference_batch),
+            LrScaling::Sqrt => format!(
+                "sqrt scaling, x sqrt({}/{})",
+                o.batch_size, o.reference_batch
+            ),
+        };
+        println!(
+            "optimizer {:?}: lr {} ({scaling}) -> {:.6}, schedule {:?}",
+            o.optimizer,
+            o.lr,
+            scaled_lr(o),
+            o.schedule
+        );
+    }
 
     let evaluate =
         |model: &M| -> f64 { knn_top1(model, config, (&train_set, &test_set), &transform, device) };
@@ -214,7 +239,7 @@ pub fn train_method<M: Method>(
     let mut last_knn = f64::NAN;
     while start_epoch < last_epoch {
         let epoch = start_epoch;
-        let lr = learning_rate(o.schedule, o.lr, epoch, o.epochs);
+        let mut lr = learning_rate(o, step, per_epoch);
         let (mut sum, mut sum_plain, mut sum_mixed, mut sum_lambda) = (0.0, 0.0, 0.0, 0.0);
         let t0 = Instant::now();
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, o.epochs));
@@ -231,8 +256,22 @@ pub fn train_method<M: Method>(
                 .enabled
                 .then(|| unmix.apply(batch.views[0].clone(), step));
             let out = model.forward_train(&batch, mixed.as_ref(), &ctx);
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            let frozen = model.frozen_params(&ctx);
+            let mut grads = out.loss.backward();
+            let grads = if frozen.is_empty() {
+                GradientsParams::from_grads(grads, &model)
+            } else {
+                let trained: Vec<ParamId> = param_ids(&model)
+                    .into_iter()
+                    .filter(|id| !frozen.contains(id))
+                    .collect();
+                GradientsParams::from_params(&mut grads, &model, &trained)
+            };
+            lr = learning_rate(o, step, per_epoch);
             model = optim.step(lr, model, grads);
+            if let Some(schedule) = momentum {
+                model = model.momentum_update(schedule.at(ctx.progress));
+            }
             model = model.after_step(out.state, &ctx);
             let loss: f64 = out.loss.into_scalar::<f32>() as f64;
             sum += loss;
@@ -324,6 +363,19 @@ pub fn train_method<M: Method>(
         train_images: train_set.len(),
         test_images: test_set.len(),
     })
+}
+
+/// Every parameter of a module.
+fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
+    struct Ids(Vec<ParamId>);
+    impl ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.id);
+        }
+    }
+    let mut ids = Ids(Vec::new());
+    module.visit(&mut ids);
+    ids.0
 }
 
 /// Weighted kNN top-1 (%) of `model`: the training set is the bank, the test set the queries.

@@ -1,0 +1,306 @@
+//! SwAV (Caron et al. 2020) with Un-Mix as `UnMix_SwAV/main_swav_unmix.py` (algorithms.md
+//! §1.4.3, §1.6C): unit-norm prototypes renormalised after every step, Sinkhorn-Knopp codes of
+//! the two large crops (ε 0.05, 3 iterations), swapped prediction against every other crop
+//! (2 large + `small_crops` small ones), an embedding queue from `epoch_queue_starts`, and
+//! prototypes frozen for the first `freeze_prototypes_steps` steps.
+//!
+//! Un-Mix adds `λ·direct + (1−λ)·reverse` between the mixture of crop 0 and crop 1, with the
+//! reverse term either as the authors' code computes it or as their formula states
+//! ([`SwavReverse`]). The large crops and the mixture go through the network as one `3N` batch
+//! (batch norm over all three, as the reference's multi-resolution forward). Only clean large
+//! crops enter the queue (the reference also pushes mixtures; in its CIFAR script the queue is
+//! empty, §1.4.3).
+
+use burn::module::{Module, ParamId, RunningState};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use unmix_data::MultiViewBatch;
+use unmix_losses::{
+    SwavReverse, l2_normalize, sinkhorn, swav_loss, swav_unmix_terms, unmix_combine,
+};
+use unmix_models::{Encoder, EncoderConfig, Prototypes};
+use unmix_ops::MixedBatch;
+
+use crate::error::TrainError;
+use crate::method::{Method, StepContext, StepOutput, ViewSpec};
+
+/// `[method]` with `kind = "swav"`. Defaults: the Un-Mix SwAV CIFAR script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwavConfig {
+    /// Softmax temperature of the predictions (0.1).
+    pub temperature: f64,
+    /// Sinkhorn regularisation ε (0.05).
+    pub epsilon: f64,
+    /// Sinkhorn iterations (3).
+    pub sinkhorn_iterations: usize,
+    /// Number of prototypes (100 on CIFAR, 3000 on ImageNet).
+    pub prototypes: usize,
+    /// Queued embeddings per large crop (0 = no queue: the CIFAR script's 120 rounds to 0).
+    pub queue_len: usize,
+    /// First epoch (0-based) whose embeddings enter the queue (15).
+    pub epoch_queue_starts: usize,
+    /// Steps during which the prototypes receive no update (5005).
+    pub freeze_prototypes_steps: u64,
+    /// Small crops per sample (multi-crop; 0 in the CIFAR script, 6 on ImageNet).
+    pub small_crops: usize,
+    /// Side of the small crops (96 on ImageNet for 224 large crops).
+    pub small_crop_size: usize,
+    /// Area range of the small crops (`[0.05, 0.14]`).
+    pub small_crop_scale: [f64; 2],
+    /// How the Un-Mix reverse term is formed.
+    pub reverse: SwavReverse,
+}
+
+impl Default for SwavConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 0.1,
+            epsilon: 0.05,
+            sinkhorn_iterations: 3,
+            prototypes: 100,
+            queue_len: 0,
+            epoch_queue_starts: 15,
+            freeze_prototypes_steps: 5005,
+            small_crops: 0,
+            small_crop_size: 16,
+            small_crop_scale: [0.05, 0.14],
+            reverse: SwavReverse::Code,
+        }
+    }
+}
+
+impl SwavConfig {
+    /// Checks ranges.
+    pub fn validate(&self, batch_size: usize) -> Result<(), TrainError> {
+        for (key, v) in [
+            ("method.temperature", self.temperature),
+            ("method.epsilon", self.epsilon),
+        ] {
+            if v.is_nan() || v <= 0.0 {
+                return Err(TrainError::value(key, v, "expected > 0"));
+            }
+        }
+        if self.sinkhorn_iterations == 0 || self.prototypes == 0 {
+            return Err(TrainError::value(
+                "method.sinkhorn_iterations / method.prototypes",
+                format!("{} / {}", self.sinkhorn_iterations, self.prototypes),
+                "expected both >= 1",
+            ));
+        }
+        if self.queue_len > 0 && !self.queue_len.is_multiple_of(batch_size) {
+            return Err(TrainError::value(
+                "method.queue_len",
+                self.queue_len,
+                &format!("expected 0 or a multiple of the batch size {batch_size}"),
+            ));
+        }
+        if self.small_crops > 0 && self.small_crop_size == 0 {
+            return Err(TrainError::value(
+                "method.small_crop_size",
+                0,
+                "expected a positive size",
+            ));
+        }
+        let [s0, s1] = self.small_crop_scale;
+        if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) {
+            return Err(TrainError::value(
+                "method.small_crop_scale",
+                format!("{:?}", self.small_crop_scale),
+                "expected [lo, hi] with 0 < lo <= hi <= 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the encoder, the prototypes and the (empty) queue.
+    pub fn init(&self, encoder: &EncoderConfig, device: &Device) -> Result<Swav, TrainError> {
+        let dim = encoder.head.out_dim();
+        Ok(Swav {
+            encoder: encoder.init(device)?,
+            prototypes: Prototypes::new(self.prototypes, dim, device)?,
+            queue: (self.queue_len > 0)
+                .then(|| RunningState::new(Tensor::zeros([2, self.queue_len, dim], device))),
+            temperature: self.temperature,
+            epsilon: self.epsilon,
+            sinkhorn_iterations: self.sinkhorn_iterations,
+            epoch_queue_starts: self.epoch_queue_starts,
+            freeze_prototypes_steps: self.freeze_prototypes_steps,
+            small_crops: self.small_crops,
+            small_crop_size: self.small_crop_size,
+            small_crop_scale_lo: self.small_crop_scale[0],
+            small_crop_scale_hi: self.small_crop_scale[1],
+            formula_reverse: self.reverse == SwavReverse::Formula,
+        })
+    }
+}
+
+/// SwAV: encoder, prototypes, optional queue `[2, L, D]` (newest first).
+#[derive(Module, Debug)]
+pub struct Swav {
+    /// Backbone + projection head.
+    pub encoder: Encoder,
+    /// Unit-norm prototypes.
+    pub prototypes: Prototypes,
+    /// Embeddings of past large crops, one queue per crop.
+    pub queue: Option<RunningState<Tensor<3>>>,
+    /// Temperature.
+    pub temperature: f64,
+    /// Sinkhorn ε.
+    pub epsilon: f64,
+    /// Sinkhorn iterations.
+    pub sinkhorn_iterations: usize,
+    /// First epoch that fills the queue.
+    pub epoch_queue_starts: usize,
+    /// Steps with frozen prototypes.
+    pub freeze_prototypes_steps: u64,
+    /// Small crops per sample.
+    pub small_crops: usize,
+    /// Side of the small crops.
+    pub small_crop_size: usize,
+    /// Small-crop area range, low end.
+    pub small_crop_scale_lo: f64,
+    /// Small-crop area range, high end.
+    pub small_crop_scale_hi: f64,
+    /// The reverse term as the formula states (else as the code computes it).
+    pub formula_reverse: bool,
+}
+
+impl Swav {
+    /// Normalised embeddings of a batch of crops.
+    fn embed(&self, x: Tensor<4>) -> Tensor<2> {
+        l2_normalize(self.encoder.forward(x))
+    }
+
+    /// Codes of large crop `crop`, with the queued embeddings' scores appended once the queue
+    /// is full (the reference's `use_the_queue or not all zero` test on the last row).
+    fn code(&self, scores: Tensor<2>, crop: usize, queue: Option<&Tensor<3>>) -> Tensor<2> {
+        let n = scores.dims()[0];
+        let extended = match queue {
+            Some(q) => {
+                let [_, len, dim] = q.dims();
+                let queued = q.clone().narrow(0, crop, 1).reshape([len, dim]);
+                let queued_scores = self.prototypes.forward(queued).detach();
+                Tensor::cat(vec![scores.detach(), queued_scores], 0)
+            }
+            None => scores.detach(),
+        };
+        sinkhorn(extended, self.epsilon, self.sinkhorn_iterations).narrow(0, 0, n)
+    }
+
+    /// The queue, when it is in use at this epoch and full.
+    fn full_queue(&self, epoch: usize) -> Option<Tensor<3>> {
+        let q = self.queue.as_ref()?.value_sync();
+        if epoch < self.epoch_queue_starts {
+            return None;
+        }
+        let [_, len, dim] = q.dims();
+        let last: f32 = q
+            .clone()
+            .narrow(1, len - 1, 1)
+            .abs()
+            .sum()
+            .into_scalar::<f32>();
+        (last > 0.0 && dim > 0).then_some(q)
+    }
+}
+
+impl Method for Swav {
+    /// Embeddings of the two large crops to enqueue, when the queue is filling.
+    type StepState = Option<[Tensor<2>; 2]>;
+
+    fn views(&self) -> Vec<ViewSpec> {
+        let mut views = vec![ViewSpec::LARGE; 2];
+        views.extend(std::iter::repeat_n(
+            ViewSpec {
+                crop_size: Some(self.small_crop_size),
+                crop_scale: Some([self.small_crop_scale_lo, self.small_crop_scale_hi]),
+            },
+            self.small_crops,
+        ));
+        views
+    }
+
+    fn forward_train(
+        &self,
+        batch: &MultiViewBatch,
+        mixed: Option<&MixedBatch>,
+        ctx: &StepContext,
+    ) -> StepOutput<Self::StepState> {
+        let n = batch.indices.len();
+        let mut large = vec![batch.views[0].clone(), batch.views[1].clone()];
+        if let Some(m) = mixed {
+            large.push(m.images.clone());
+        }
+        let z_large = self.embed(Tensor::cat(large, 0));
+        let s_large = self.prototypes.forward(z_large.clone());
+        let chunk = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i * n, n);
+        let mut scores = vec![chunk(&s_large, 0), chunk(&s_large, 1)];
+        if batch.views.len() > 2 {
+            let small = Tensor::cat(batch.views[2..].to_vec(), 0);
+            let s_small = self.prototypes.forward(self.embed(small));
+            scores.extend((0..batch.views.len() - 2).map(|i| chunk(&s_small, i)));
+        }
+        let queue = self.full_queue(ctx.epoch);
+        let codes: Vec<(usize, Tensor<2>)> = (0..2)
+            .map(|c| (c, self.code(scores[c].clone(), c, queue.as_ref())))
+            .collect();
+        let plain = swav_loss(&scores, &codes, self.temperature);
+        let mut terms = vec![("plain", plain.clone())];
+        let loss = match mixed {
+            Some(m) => {
+                let s_mix = chunk(&s_large, 2);
+                let code_mix = sinkhorn(s_mix.clone(), self.epsilon, self.sinkhorn_iterations);
+                let reverse = if self.formula_reverse {
+                    SwavReverse::Formula
+                } else {
+                    SwavReverse::Code
+                };
+                let (direct, rev) = swav_unmix_terms(
+                    (s_mix, code_mix),
+                    (scores[1].clone(), codes[1].1.clone()),
+                    self.temperature,
+                    reverse,
+                );
+                let mixed = unmix_combine(direct, rev, m.lambda);
+                terms.push(("mixed", mixed.clone()));
+                plain.add(mixed)
+            }
+            None => plain,
+        };
+        let enqueue = (self.queue.is_some() && ctx.epoch >= self.epoch_queue_starts)
+            .then(|| [chunk(&z_large, 0).detach(), chunk(&z_large, 1).detach()]);
+        StepOutput {
+            loss,
+            terms,
+            state: enqueue,
+        }
+    }
+
+    fn frozen_params(&self, ctx: &StepContext) -> Vec<ParamId> {
+        if ctx.step < self.freeze_prototypes_steps {
+            vec![self.prototypes.weight.id]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn after_step(mut self, enqueue: Self::StepState, _ctx: &StepContext) -> Self {
+        self.prototypes = self.prototypes.normalized();
+        if let (Some(state), Some([z0, z1])) = (&self.queue, enqueue) {
+            let q = state.value_sync();
+            let [_, len, dim] = q.dims();
+            let n = z0.dims()[0];
+            let fresh = Tensor::stack::<3>(vec![z0, z1], 0);
+            let kept = q.narrow(1, 0, len - n);
+            let new = Tensor::cat(vec![fresh, kept], 1).detach();
+            debug_assert_eq!(new.dims(), [2, len, dim]);
+            self.queue = Some(RunningState::new(new));
+        }
+        self
+    }
+
+    fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        self.encoder.forward_features(images)
+    }
+}
