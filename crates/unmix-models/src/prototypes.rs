@@ -76,14 +76,14 @@ mod tests {
             .sum_dim(1)
             .sqrt()
             .into_data()
-            .to_vec()
+            .try_to_vec()
             .unwrap();
         for n in norms {
             assert!((n - 1.0).abs() < 1e-5, "{n}");
         }
         // A unit vector equal to prototype 2 scores 1 against it.
         let z = w.clone().slice([2..3, 0..3]);
-        let s: Vec<f32> = p.forward(z).into_data().to_vec().unwrap();
+        let s: Vec<f32> = p.forward(z).into_data().try_to_vec().unwrap();
         assert!((s[2] - 1.0).abs() < 1e-5);
         assert!(s.iter().all(|v| *v <= 1.0 + 1e-5));
         assert!(Prototypes::new(0, 3, &device).is_err());
