@@ -31,14 +31,8 @@ pub fn byol_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::fixed;
     use burn::prelude::*;
-
-    fn fixed(n: usize, d: usize, alpha: f64, device: &Device) -> Tensor<2> {
-        let v: Vec<f32> = (0..n * d)
-            .map(|j| (alpha * j as f64 + 0.3).sin() as f32)
-            .collect();
-        Tensor::from_data(TensorData::new(v, [n, d]), device)
-    }
 
     #[test]
     fn known_vectors_by_hand() {

@@ -29,6 +29,8 @@ mod moco;
 mod normalize;
 mod nt_xent;
 mod swav;
+#[cfg(test)]
+mod test_util;
 mod unmix;
 
 pub use byol::{byol_loss, byol_regression};

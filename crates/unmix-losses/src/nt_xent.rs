@@ -46,6 +46,7 @@ pub fn nt_xent(a: Tensor<2>, b: Tensor<2>, temperature: f64) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::fixed;
     use burn::prelude::*;
 
     fn scalar(t: Tensor<1>) -> f64 {
@@ -53,12 +54,6 @@ mod tests {
     }
 
     /// `sin(α·j + 0.3)` reshaped to `[n, d]`, as `fixed` in the reference snippet.
-    fn fixed(n: usize, d: usize, alpha: f64, device: &Device) -> Tensor<2> {
-        let v: Vec<f32> = (0..n * d)
-            .map(|j| (alpha * j as f64 + 0.3).sin() as f32)
-            .collect();
-        Tensor::from_data(TensorData::new(v, [n, d]), device)
-    }
 
     #[test]
     fn collinear_and_orthogonal_embeddings_by_hand() {

@@ -116,14 +116,8 @@ pub fn swav_unmix_terms(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::fixed;
     use burn::prelude::*;
-
-    fn fixed(n: usize, d: usize, alpha: f64, device: &Device) -> Tensor<2> {
-        let v: Vec<f32> = (0..n * d)
-            .map(|j| (alpha * j as f64 + 0.3).sin() as f32)
-            .collect();
-        Tensor::from_data(TensorData::new(v, [n, d]), device)
-    }
 
     fn values(t: Tensor<2>) -> Vec<f32> {
         t.into_data().try_to_vec::<f32>().unwrap()

@@ -17,7 +17,9 @@ use unmix_models::{Encoder, EncoderConfig, HeadConfig, ProjectionHead, momentum_
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, MomentumSchedule, StepContext, StepOutput, ViewSpec};
+use crate::method::{
+    Method, MomentumSchedule, StepContext, StepOutput, ViewSpec, views_and_mixture,
+};
 
 /// Which BYOL branch sees the Un-Mix mixture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -95,11 +97,7 @@ impl ByolConfig {
             target,
             tau_base: self.tau_base,
             tau_end: self.tau_end,
-            mix_branch: match self.mix_branch {
-                MixBranch::Both => 0,
-                MixBranch::Online => 1,
-                MixBranch::Target => 2,
-            },
+            mix_branch: self.mix_branch,
         })
     }
 }
@@ -117,8 +115,9 @@ pub struct Byol {
     pub tau_base: f64,
     /// τ at the end.
     pub tau_end: f64,
-    /// [`MixBranch`] as 0 both, 1 online, 2 target.
-    pub mix_branch: usize,
+    /// Which branch sees the mixture.
+    #[module(skip)]
+    pub mix_branch: MixBranch,
 }
 
 impl Method for Byol {
@@ -135,37 +134,23 @@ impl Method for Byol {
         _ctx: &StepContext,
     ) -> StepOutput<()> {
         let n = batch.indices.len();
-        let mut crops = vec![batch.views[0].clone(), batch.views[1].clone()];
-        if let Some(m) = mixed {
-            crops.push(m.images.clone());
-        }
-        let x = Tensor::cat(crops, 0);
+        let x = views_and_mixture(batch, mixed);
         let p = self.predictor.forward(self.online.forward(x.clone()));
         let z = self.target.forward(x.detach()).detach();
         let part = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i * n, n);
         let plain = byol_loss(part(&p, 0), part(&z, 1), part(&p, 1), part(&z, 0));
-        let mut terms = vec![("plain", plain.clone())];
-        let loss = match mixed {
-            Some(m) => {
-                let (p1, z1, pm, zm) = (part(&p, 1), part(&z, 1), part(&p, 2), part(&z, 2));
-                let term = |pm: Tensor<2>, zm: Tensor<2>| match self.mix_branch {
-                    1 => byol_regression(pm, z1.clone()),
-                    2 => byol_regression(p1.clone(), zm),
-                    _ => byol_loss(p1.clone(), zm, pm, z1.clone()),
-                };
-                let direct = term(pm.clone(), zm.clone());
-                let reverse = term(pm.flip([0]), zm.flip([0]));
-                let mixed = unmix_combine(direct, reverse, m.lambda);
-                terms.push(("mixed", mixed.clone()));
-                plain.add(mixed)
-            }
-            None => plain,
-        };
-        StepOutput {
-            loss,
-            terms,
-            state: (),
-        }
+        let mixed = mixed.map(|m| {
+            let (p1, z1, pm, zm) = (part(&p, 1), part(&z, 1), part(&p, 2), part(&z, 2));
+            let term = |pm: Tensor<2>, zm: Tensor<2>| match self.mix_branch {
+                MixBranch::Online => byol_regression(pm, z1.clone()),
+                MixBranch::Target => byol_regression(p1.clone(), zm),
+                MixBranch::Both => byol_loss(p1.clone(), zm, pm, z1.clone()),
+            };
+            let direct = term(pm.clone(), zm.clone());
+            let reverse = term(pm.flip([0]), zm.flip([0]));
+            unmix_combine(direct, reverse, m.lambda)
+        });
+        StepOutput::with_unmix(plain, mixed, ())
     }
 
     fn momentum(&self) -> Option<MomentumSchedule> {

@@ -29,6 +29,8 @@ pub struct StepContext {
     pub step: u64,
     /// Epoch (0-based).
     pub epoch: usize,
+    /// Steps in one epoch (to turn epoch-based settings into steps).
+    pub steps_per_epoch: usize,
     /// Fraction of training done, in `[0, 1)` (for momentum schedules).
     pub progress: f64,
     /// The run's seed.
@@ -45,6 +47,32 @@ pub struct StepOutput<S> {
     /// Detached results the method needs after the optimiser step (keys to enqueue, features
     /// for a memory bank).
     pub state: S,
+}
+
+impl<S> StepOutput<S> {
+    /// The output of a method whose loss is `plain` plus, with Un-Mix, the already weighted
+    /// `mixed` terms; both are logged under their names.
+    pub fn with_unmix(plain: Tensor<1>, mixed: Option<Tensor<1>>, state: S) -> Self {
+        let mut terms = vec![("plain", plain.clone())];
+        let loss = match mixed {
+            Some(m) => {
+                terms.push(("mixed", m.clone()));
+                plain.add(m)
+            }
+            None => plain,
+        };
+        Self { loss, terms, state }
+    }
+}
+
+/// Views 0 and 1, followed by the mixture when there is one, as one batch `[2N or 3N, C, H, W]`:
+/// the single forward pass of the two-view methods (batch norm over all of them).
+pub fn views_and_mixture(batch: &MultiViewBatch, mixed: Option<&MixedBatch>) -> Tensor<4> {
+    let mut crops = vec![batch.views[0].clone(), batch.views[1].clone()];
+    if let Some(m) = mixed {
+        crops.push(m.images.clone());
+    }
+    Tensor::cat(crops, 0)
 }
 
 /// One crop the loader produces per sample: `[data.augmentation]` with the crop size and scale

@@ -189,15 +189,7 @@ impl Method for Moco {
             },
             queue,
         );
-        let mut named = vec![("plain", terms.plain.clone())];
-        if let Some(m) = terms.mixed {
-            named.push(("mixed", m));
-        }
-        StepOutput {
-            loss: terms.total,
-            terms: named,
-            state: enqueue,
-        }
+        StepOutput::with_unmix(terms.plain, terms.mixed, enqueue)
     }
 
     fn momentum(&self) -> Option<MomentumSchedule> {

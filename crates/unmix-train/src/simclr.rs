@@ -13,7 +13,7 @@ use unmix_models::{Encoder, EncoderConfig};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, StepContext, StepOutput, ViewSpec};
+use crate::method::{Method, StepContext, StepOutput, ViewSpec, views_and_mixture};
 
 /// `[method]` with `kind = "simclr"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,30 +75,16 @@ impl Method for Simclr {
         _ctx: &StepContext,
     ) -> StepOutput<()> {
         let n = batch.indices.len();
-        let mut crops = vec![batch.views[0].clone(), batch.views[1].clone()];
-        if let Some(m) = mixed {
-            crops.push(m.images.clone());
-        }
-        let z = self.encoder.forward(Tensor::cat(crops, 0));
+        let z = self.encoder.forward(views_and_mixture(batch, mixed));
         let (z0, z1) = (z.clone().narrow(0, 0, n), z.clone().narrow(0, n, n));
         let plain = nt_xent(z0, z1.clone(), self.temperature);
-        let mut terms = vec![("plain", plain.clone())];
-        let loss = match mixed {
-            Some(m) => {
-                let zm = z.narrow(0, 2 * n, n);
-                let direct = nt_xent(z1.clone(), zm.clone(), self.temperature);
-                let reverse = nt_xent(z1, zm.flip([0]), self.temperature);
-                let mixed = unmix_combine(direct, reverse, m.lambda);
-                terms.push(("mixed", mixed.clone()));
-                plain.add(mixed)
-            }
-            None => plain,
-        };
-        StepOutput {
-            loss,
-            terms,
-            state: (),
-        }
+        let mixed = mixed.map(|m| {
+            let zm = z.narrow(0, 2 * n, n);
+            let direct = nt_xent(z1.clone(), zm.clone(), self.temperature);
+            let reverse = nt_xent(z1, zm.flip([0]), self.temperature);
+            unmix_combine(direct, reverse, m.lambda)
+        });
+        StepOutput::with_unmix(plain, mixed, ())
     }
 
     fn after_step(self, _state: (), _ctx: &StepContext) -> Self {

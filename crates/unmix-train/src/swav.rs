@@ -22,7 +22,7 @@ use unmix_models::{Encoder, EncoderConfig, Prototypes};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, StepContext, StepOutput, ViewSpec};
+use crate::method::{Method, StepContext, StepOutput, ViewSpec, views_and_mixture};
 
 /// `[method]` with `kind = "swav"`. Defaults: the Un-Mix SwAV CIFAR script.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,16 +121,7 @@ impl SwavConfig {
             prototypes: Prototypes::new(self.prototypes, dim, device)?,
             queue: (self.queue_len > 0)
                 .then(|| RunningState::new(Tensor::zeros([2, self.queue_len, dim], device))),
-            temperature: self.temperature,
-            epsilon: self.epsilon,
-            sinkhorn_iterations: self.sinkhorn_iterations,
-            epoch_queue_starts: self.epoch_queue_starts,
-            freeze_prototypes_steps: self.freeze_prototypes_steps,
-            small_crops: self.small_crops,
-            small_crop_size: self.small_crop_size,
-            small_crop_scale_lo: self.small_crop_scale[0],
-            small_crop_scale_hi: self.small_crop_scale[1],
-            formula_reverse: self.reverse == SwavReverse::Formula,
+            config: self.clone(),
         })
     }
 }
@@ -144,26 +135,9 @@ pub struct Swav {
     pub prototypes: Prototypes,
     /// Embeddings of past large crops, one queue per crop.
     pub queue: Option<RunningState<Tensor<3>>>,
-    /// Temperature.
-    pub temperature: f64,
-    /// Sinkhorn ε.
-    pub epsilon: f64,
-    /// Sinkhorn iterations.
-    pub sinkhorn_iterations: usize,
-    /// First epoch that fills the queue.
-    pub epoch_queue_starts: usize,
-    /// Steps with frozen prototypes.
-    pub freeze_prototypes_steps: u64,
-    /// Small crops per sample.
-    pub small_crops: usize,
-    /// Side of the small crops.
-    pub small_crop_size: usize,
-    /// Small-crop area range, low end.
-    pub small_crop_scale_lo: f64,
-    /// Small-crop area range, high end.
-    pub small_crop_scale_hi: f64,
-    /// The reverse term as the formula states (else as the code computes it).
-    pub formula_reverse: bool,
+    /// The settings.
+    #[module(skip)]
+    pub config: SwavConfig,
 }
 
 impl Swav {
@@ -172,9 +146,10 @@ impl Swav {
         l2_normalize(self.encoder.forward(x))
     }
 
-    /// Codes of large crop `crop`, with the queued embeddings' scores appended once the queue
-    /// is full (the reference's `use_the_queue or not all zero` test on the last row).
+    /// Codes of large crop `crop`, with the queued embeddings' scores appended when the queue
+    /// is given.
     fn code(&self, scores: Tensor<2>, crop: usize, queue: Option<&Tensor<3>>) -> Tensor<2> {
+        let c = &self.config;
         let n = scores.dims()[0];
         let extended = match queue {
             Some(q) => {
@@ -185,23 +160,22 @@ impl Swav {
             }
             None => scores.detach(),
         };
-        sinkhorn(extended, self.epsilon, self.sinkhorn_iterations).narrow(0, 0, n)
+        sinkhorn(extended, c.epsilon, c.sinkhorn_iterations).narrow(0, 0, n)
     }
 
-    /// The queue, when it is in use at this epoch and full.
-    fn full_queue(&self, epoch: usize) -> Option<Tensor<3>> {
-        let q = self.queue.as_ref()?.value_sync();
-        if epoch < self.epoch_queue_starts {
+    /// First step whose embeddings enter the queue.
+    fn queue_start(&self, ctx: &StepContext) -> u64 {
+        (self.config.epoch_queue_starts * ctx.steps_per_epoch) as u64
+    }
+
+    /// The queue, once full: the reference's `use_the_queue or not all zero` test on the last
+    /// row, counted from the steps that have enqueued rather than read back from the device.
+    fn full_queue(&self, ctx: &StepContext, batch: usize) -> Option<Tensor<3>> {
+        let enqueued = ctx.step.checked_sub(self.queue_start(ctx))? as usize * batch;
+        if enqueued < self.config.queue_len {
             return None;
         }
-        let [_, len, dim] = q.dims();
-        let last: f32 = q
-            .clone()
-            .narrow(1, len - 1, 1)
-            .abs()
-            .sum()
-            .into_scalar::<f32>();
-        (last > 0.0 && dim > 0).then_some(q)
+        self.queue.as_ref().map(|q| q.value_sync())
     }
 }
 
@@ -210,13 +184,14 @@ impl Method for Swav {
     type StepState = Option<[Tensor<2>; 2]>;
 
     fn views(&self) -> Vec<ViewSpec> {
+        let c = &self.config;
         let mut views = vec![ViewSpec::LARGE; 2];
         views.extend(std::iter::repeat_n(
             ViewSpec {
-                crop_size: Some(self.small_crop_size),
-                crop_scale: Some([self.small_crop_scale_lo, self.small_crop_scale_hi]),
+                crop_size: Some(c.small_crop_size),
+                crop_scale: Some(c.small_crop_scale),
             },
-            self.small_crops,
+            c.small_crops,
         ));
         views
     }
@@ -227,12 +202,9 @@ impl Method for Swav {
         mixed: Option<&MixedBatch>,
         ctx: &StepContext,
     ) -> StepOutput<Self::StepState> {
+        let c = &self.config;
         let n = batch.indices.len();
-        let mut large = vec![batch.views[0].clone(), batch.views[1].clone()];
-        if let Some(m) = mixed {
-            large.push(m.images.clone());
-        }
-        let z_large = self.embed(Tensor::cat(large, 0));
+        let z_large = self.embed(views_and_mixture(batch, mixed));
         let s_large = self.prototypes.forward(z_large.clone());
         let chunk = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i * n, n);
         let mut scores = vec![chunk(&s_large, 0), chunk(&s_large, 1)];
@@ -241,44 +213,29 @@ impl Method for Swav {
             let s_small = self.prototypes.forward(self.embed(small));
             scores.extend((0..batch.views.len() - 2).map(|i| chunk(&s_small, i)));
         }
-        let queue = self.full_queue(ctx.epoch);
+        let queue = self.full_queue(ctx, n);
         let codes: Vec<(usize, Tensor<2>)> = (0..2)
-            .map(|c| (c, self.code(scores[c].clone(), c, queue.as_ref())))
+            .map(|crop| (crop, self.code(scores[crop].clone(), crop, queue.as_ref())))
             .collect();
-        let plain = swav_loss(&scores, &codes, self.temperature);
-        let mut terms = vec![("plain", plain.clone())];
-        let loss = match mixed {
-            Some(m) => {
-                let s_mix = chunk(&s_large, 2);
-                let code_mix = sinkhorn(s_mix.clone(), self.epsilon, self.sinkhorn_iterations);
-                let reverse = if self.formula_reverse {
-                    SwavReverse::Formula
-                } else {
-                    SwavReverse::Code
-                };
-                let (direct, rev) = swav_unmix_terms(
-                    (s_mix, code_mix),
-                    (scores[1].clone(), codes[1].1.clone()),
-                    self.temperature,
-                    reverse,
-                );
-                let mixed = unmix_combine(direct, rev, m.lambda);
-                terms.push(("mixed", mixed.clone()));
-                plain.add(mixed)
-            }
-            None => plain,
-        };
-        let enqueue = (self.queue.is_some() && ctx.epoch >= self.epoch_queue_starts)
+        let plain = swav_loss(&scores, &codes, c.temperature);
+        let mixed = mixed.map(|m| {
+            let s_mix = chunk(&s_large, 2);
+            let code_mix = sinkhorn(s_mix.clone(), c.epsilon, c.sinkhorn_iterations);
+            let (direct, reverse) = swav_unmix_terms(
+                (s_mix, code_mix),
+                (scores[1].clone(), codes[1].1.clone()),
+                c.temperature,
+                c.reverse,
+            );
+            unmix_combine(direct, reverse, m.lambda)
+        });
+        let enqueue = (self.queue.is_some() && ctx.step >= self.queue_start(ctx))
             .then(|| [chunk(&z_large, 0).detach(), chunk(&z_large, 1).detach()]);
-        StepOutput {
-            loss,
-            terms,
-            state: enqueue,
-        }
+        StepOutput::with_unmix(plain, mixed, enqueue)
     }
 
     fn frozen_params(&self, ctx: &StepContext) -> Vec<ParamId> {
-        if ctx.step < self.freeze_prototypes_steps {
+        if ctx.step < self.config.freeze_prototypes_steps {
             vec![self.prototypes.weight.id]
         } else {
             Vec::new()

@@ -237,6 +237,8 @@ pub fn train_method<M: Method>(
         bar
     };
     let mut last_knn = f64::NAN;
+    // Parameter ids survive optimiser steps, so the list is taken once.
+    let all_params = param_ids(&model);
     while start_epoch < last_epoch {
         let epoch = start_epoch;
         let mut lr = learning_rate(o, step, per_epoch);
@@ -247,6 +249,7 @@ pub fn train_method<M: Method>(
             let ctx = StepContext {
                 step,
                 epoch,
+                steps_per_epoch: per_epoch,
                 progress: step as f64 / total_steps.max(1) as f64,
                 seed,
             };
@@ -261,9 +264,10 @@ pub fn train_method<M: Method>(
             let grads = if frozen.is_empty() {
                 GradientsParams::from_grads(grads, &model)
             } else {
-                let trained: Vec<ParamId> = param_ids(&model)
-                    .into_iter()
+                let trained: Vec<ParamId> = all_params
+                    .iter()
                     .filter(|id| !frozen.contains(id))
+                    .copied()
                     .collect();
                 GradientsParams::from_params(&mut grads, &model, &trained)
             };

@@ -49,6 +49,7 @@ fn ctx(step: u64) -> StepContext {
     StepContext {
         step,
         epoch: 0,
+        steps_per_epoch: 10,
         progress: 0.0,
         seed: 1,
     }
