@@ -18,7 +18,7 @@ use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
 use crate::method::{
-    Method, MomentumSchedule, StepContext, StepOutput, ViewSpec, views_and_mixture,
+    Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, ViewSpec, views_and_mixture,
 };
 
 /// Which BYOL branch sees the Un-Mix mixture.
@@ -47,6 +47,10 @@ pub struct ByolConfig {
     pub predictor: HeadConfig,
     /// Which branch sees the mixture.
     pub mix_branch: MixBranch,
+    /// The predictor's learning rate as a multiple of the scheduled one (1 in BYOL; SimSiam
+    /// §4.3 and DirectPred, Tian et al. 2021 §5, train the predictor faster, which short runs
+    /// at small batch need: docs/methods.md).
+    pub predictor_lr_scale: f64,
 }
 
 impl Default for ByolConfig {
@@ -61,6 +65,7 @@ impl Default for ByolConfig {
                 last_bn: false,
             },
             mix_branch: MixBranch::Both,
+            predictor_lr_scale: 1.0,
         }
     }
 }
@@ -75,6 +80,13 @@ impl ByolConfig {
             if !(0.0..=1.0).contains(&t) {
                 return Err(TrainError::value(key, t, "expected a value in [0, 1]"));
             }
+        }
+        if !(self.predictor_lr_scale.is_finite() && self.predictor_lr_scale >= 0.0) {
+            return Err(TrainError::value(
+                "method.predictor_lr_scale",
+                self.predictor_lr_scale,
+                "expected a finite multiple >= 0 of the learning rate",
+            ));
         }
         let emb = encoder.head.out_dim();
         if self.predictor.out_dim() != emb {
@@ -98,6 +110,7 @@ impl ByolConfig {
             tau_base: self.tau_base,
             tau_end: self.tau_end,
             mix_branch: self.mix_branch,
+            predictor_lr_scale: self.predictor_lr_scale,
         })
     }
 }
@@ -118,6 +131,9 @@ pub struct Byol {
     /// Which branch sees the mixture.
     #[module(skip)]
     pub mix_branch: MixBranch,
+    /// The predictor's learning-rate multiple.
+    #[module(skip)]
+    pub predictor_lr_scale: f64,
 }
 
 impl Method for Byol {
@@ -163,6 +179,14 @@ impl Method for Byol {
     fn momentum_update(mut self, tau: f64) -> Self {
         self.target = momentum_update(self.target, &self.online, tau);
         self
+    }
+
+    fn param_groups(&self, _ctx: &StepContext) -> Vec<ParamGroup> {
+        if self.predictor_lr_scale == 1.0 {
+            Vec::new()
+        } else {
+            vec![ParamGroup::of(&self.predictor, self.predictor_lr_scale)]
+        }
     }
 
     fn after_step(self, _state: (), _ctx: &StepContext) -> Self {

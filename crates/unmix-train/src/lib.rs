@@ -32,4 +32,4 @@ pub mod trainer;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
-pub use method::{Method, StepContext, StepOutput, ViewSpec};
+pub use method::{Method, ParamGroup, StepContext, StepOutput, ViewSpec};

@@ -4,8 +4,9 @@
 //! 1. builds the crops the method asks for ([`Method::views`]) and, with Un-Mix, the mixture of
 //!    view 0 (the one shared op in `unmix-ops`);
 //! 2. asks the method for its loss ([`Method::forward_train`]), with named parts for logging;
-//! 3. steps the optimiser on every parameter except those the method freezes at this step
-//!    ([`Method::frozen_params`]: its parameter groups — SwAV's prototypes early in training);
+//! 3. steps the optimiser, each of the method's parameter groups at its multiple of the
+//!    scheduled learning rate ([`Method::param_groups`]: BYOL's faster predictor, SwAV's
+//!    prototypes frozen early in training) and everything else at the scheduled rate;
 //! 4. moves the method's momentum targets towards their online modules with τ from the
 //!    method's schedule ([`Method::momentum`], [`Method::momentum_update`]);
 //! 5. lets the method update its other non-gradient state (queues, memory banks, prototype
@@ -15,7 +16,7 @@
 //! them) and each sample's dataset index, so memory-bank methods (CMC, Invariance Propagation)
 //! fit the same trait.
 
-use burn::module::{Module, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use unmix_data::{AugmentationConfig, MultiViewBatch};
 use unmix_ops::MixedBatch;
@@ -102,6 +103,47 @@ impl ViewSpec {
     }
 }
 
+/// Parameters trained at `lr_scale` times the scheduled learning rate; `0` freezes them (no
+/// update at all: no weight decay, no momentum, optimiser state untouched).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamGroup {
+    /// The parameters.
+    pub params: Vec<ParamId>,
+    /// Multiple of the scheduled learning rate.
+    pub lr_scale: f64,
+}
+
+impl ParamGroup {
+    /// Every parameter of `module`, at `lr_scale`.
+    pub fn of<M: Module>(module: &M, lr_scale: f64) -> Self {
+        Self {
+            params: param_ids(module),
+            lr_scale,
+        }
+    }
+
+    /// Parameters that receive no update.
+    pub fn frozen(params: Vec<ParamId>) -> Self {
+        Self {
+            params,
+            lr_scale: 0.0,
+        }
+    }
+}
+
+/// Every parameter of a module.
+pub fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
+    struct Ids(Vec<ParamId>);
+    impl ModuleVisitor for Ids {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.id);
+        }
+    }
+    let mut ids = Ids(Vec::new());
+    module.visit(&mut ids);
+    ids.0
+}
+
 /// A self-supervised method: a module holding its trainable encoders and its non-gradient state.
 pub trait Method: Module + Sized {
     /// What [`Method::forward_train`] hands to [`Method::after_step`].
@@ -128,8 +170,9 @@ pub trait Method: Module + Sized {
         self
     }
 
-    /// Parameters that receive no update at this step.
-    fn frozen_params(&self, _ctx: &StepContext) -> Vec<ParamId> {
+    /// Parameters trained at another rate than the scheduled one at this step; the others
+    /// train at the scheduled rate. Groups must be disjoint.
+    fn param_groups(&self, _ctx: &StepContext) -> Vec<ParamGroup> {
         Vec::new()
     }
 

@@ -11,7 +11,7 @@
 //! crops enter the queue (the reference also pushes mixtures; in its CIFAR script the queue is
 //! empty, §1.4.3).
 
-use burn::module::{Module, ParamId, RunningState};
+use burn::module::{Module, RunningState};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use unmix_data::MultiViewBatch;
@@ -22,7 +22,7 @@ use unmix_models::{Encoder, EncoderConfig, Prototypes};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, StepContext, StepOutput, ViewSpec, views_and_mixture};
+use crate::method::{Method, ParamGroup, StepContext, StepOutput, ViewSpec, views_and_mixture};
 
 /// `[method]` with `kind = "swav"`. Defaults: the Un-Mix SwAV CIFAR script.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,9 +234,9 @@ impl Method for Swav {
         StepOutput::with_unmix(plain, mixed, enqueue)
     }
 
-    fn frozen_params(&self, ctx: &StepContext) -> Vec<ParamId> {
+    fn param_groups(&self, ctx: &StepContext) -> Vec<ParamGroup> {
         if ctx.step < self.config.freeze_prototypes_steps {
-            vec![self.prototypes.weight.id]
+            vec![ParamGroup::frozen(vec![self.prototypes.weight.id])]
         } else {
             Vec::new()
         }

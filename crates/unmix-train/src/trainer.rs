@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::{ModuleVisitor, Param, ParamId};
-use burn::optim::GradientsParams;
+use burn::module::ParamId;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use burn::tensor::Gradients;
 use indicatif::{ProgressBar, ProgressStyle};
 use unmix_data::fashion_mnist::{self, Split};
 use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
@@ -19,7 +20,7 @@ use crate::config::{Cifar100Labels, DatasetKind, LrScaling, MethodTask, TrainCon
 use crate::device::parse_device;
 use crate::error::TrainError;
 use crate::knn::{extract, weighted_knn};
-use crate::method::{Method, StepContext};
+use crate::method::{Method, ParamGroup, StepContext, param_ids};
 use crate::metrics::{EpochRecord, MetricsFile};
 use crate::optim::build_optimizer;
 use crate::schedule::{learning_rate, scaled_lr};
@@ -259,20 +260,10 @@ pub fn train_method<M: Method>(
                 .enabled
                 .then(|| unmix.apply(batch.views[0].clone(), step));
             let out = model.forward_train(&batch, mixed.as_ref(), &ctx);
-            let frozen = model.frozen_params(&ctx);
-            let mut grads = out.loss.backward();
-            let grads = if frozen.is_empty() {
-                GradientsParams::from_grads(grads, &model)
-            } else {
-                let trained: Vec<ParamId> = all_params
-                    .iter()
-                    .filter(|id| !frozen.contains(id))
-                    .copied()
-                    .collect();
-                GradientsParams::from_params(&mut grads, &model, &trained)
-            };
+            let groups = model.param_groups(&ctx);
+            let grads = out.loss.backward();
             lr = learning_rate(o, step, per_epoch);
-            model = optim.step(lr, model, grads);
+            model = grouped_step(&mut optim, model, grads, lr, groups, &all_params);
             if let Some(schedule) = momentum {
                 model = model.momentum_update(schedule.at(ctx.progress));
             }
@@ -369,17 +360,45 @@ pub fn train_method<M: Method>(
     })
 }
 
-/// Every parameter of a module.
-fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
-    struct Ids(Vec<ParamId>);
-    impl ModuleVisitor for Ids {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(param.id);
+/// One optimiser step: the method's parameter groups at their multiple of `lr`, every other
+/// parameter of `all_params` at `lr`. Each group is stepped on its own parameters' gradients
+/// (taken out of `grads`, so groups stay disjoint); a frozen group is not stepped at all.
+///
+/// Burn's own per-group rates (`ModuleLearningRate`) come only out of a `ModuleLrScheduler` of
+/// Burn schedulers, and our schedule (warm-up, then cosine/step, per step) is our own function
+/// of the step, so each group gets its own `step` call instead.
+pub fn grouped_step<M: Module>(
+    optim: &mut ModuleOptimizer,
+    model: M,
+    mut grads: Gradients,
+    lr: f64,
+    groups: Vec<ParamGroup>,
+    all_params: &[ParamId],
+) -> M {
+    if groups.is_empty() {
+        let grads = GradientsParams::from_grads(grads, &model);
+        return optim.step(lr, model, grads);
+    }
+    let grouped: Vec<ParamId> = groups
+        .iter()
+        .flat_map(|g| g.params.iter().copied())
+        .collect();
+    let rest = ParamGroup {
+        params: all_params
+            .iter()
+            .filter(|id| !grouped.contains(id))
+            .copied()
+            .collect(),
+        lr_scale: 1.0,
+    };
+    let mut model = model;
+    for group in std::iter::once(rest).chain(groups) {
+        if group.lr_scale > 0.0 && !group.params.is_empty() {
+            let g = GradientsParams::from_params(&mut grads, &model, &group.params);
+            model = optim.step(lr * group.lr_scale, model, g);
         }
     }
-    let mut ids = Ids(Vec::new());
-    module.visit(&mut ids);
-    ids.0
+    model
 }
 
 /// Weighted kNN top-1 (%) of `model`: the training set is the bank, the test set the queries.
@@ -454,4 +473,58 @@ pub fn evaluate_checkpoint(
         },
     )?;
     Ok((config, top1, train_set.len(), test_set.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::SgdConfig;
+
+    #[derive(Module, Debug)]
+    struct Three {
+        a: Linear,
+        b: Linear,
+        c: Linear,
+    }
+
+    fn weights(m: &Three) -> [Vec<f32>; 3] {
+        [&m.a, &m.b, &m.c].map(|l| l.weight.val().into_data().try_to_vec::<f32>().unwrap())
+    }
+
+    /// `loss = Σ a(x) + Σ b(x) + Σ c(x)` with `x = [1, 1]` gives every weight the gradient 1, so
+    /// plain SGD moves each weight by `−lr · scale`: `a` at the scheduled rate, `b` at 3×, `c`
+    /// frozen.
+    #[test]
+    fn grouped_step_scales_and_freezes_groups() {
+        let device = Device::flex().autodiff();
+        let linear = || LinearConfig::new(2, 2).with_bias(false).init(&device);
+        let model = Three {
+            a: linear(),
+            b: linear(),
+            c: linear(),
+        };
+        let before = weights(&model);
+        let x = Tensor::<2>::ones([1, 2], &device);
+        let loss = model.a.forward(x.clone()).sum()
+            + model.b.forward(x.clone()).sum()
+            + model.c.forward(x).sum();
+        let groups = vec![
+            ParamGroup::of(&model.b, 3.0),
+            ParamGroup::frozen(vec![model.c.weight.id]),
+        ];
+        let all = param_ids(&model);
+        let mut optim = SgdConfig::new().init();
+        let model = grouped_step(&mut optim, model, loss.backward(), 0.1, groups, &all);
+        let after = weights(&model);
+        for (k, expected) in [-0.1f32, -0.3, 0.0].into_iter().enumerate() {
+            for (b, a) in before[k].iter().zip(&after[k]) {
+                assert!(
+                    (a - b - expected).abs() < 1e-6,
+                    "layer {k}: moved {} instead of {expected}",
+                    a - b
+                );
+            }
+        }
+    }
 }

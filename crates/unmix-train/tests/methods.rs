@@ -10,7 +10,7 @@ use unmix_train::byol::ByolConfig;
 use unmix_train::moco::MocoConfig;
 use unmix_train::simclr::SimclrConfig;
 use unmix_train::swav::SwavConfig;
-use unmix_train::{Method, StepContext};
+use unmix_train::{Method, ParamGroup, StepContext};
 
 fn encoder() -> EncoderConfig {
     EncoderConfig {
@@ -108,6 +108,24 @@ fn byol_identity_mixture_equals_plain_loss_and_tau_follows_the_cosine() {
     };
     let err = bad.validate(&encoder()).unwrap_err().to_string();
     assert!(err.contains("method.predictor.out_dim"), "{err}");
+    // The predictor is one parameter group when it trains at its own rate, none otherwise.
+    assert!(model.param_groups(&ctx(0)).is_empty());
+    let fast = ByolConfig {
+        predictor_lr_scale: 10.0,
+        ..config
+    };
+    fast.validate(&encoder()).unwrap();
+    let model = fast.init(&encoder(), &device).unwrap();
+    assert_eq!(
+        model.param_groups(&ctx(0)),
+        vec![ParamGroup::of(&model.predictor, 10.0)]
+    );
+    let negative = ByolConfig {
+        predictor_lr_scale: -1.0,
+        ..fast
+    };
+    let err = negative.validate(&encoder()).unwrap_err().to_string();
+    assert!(err.contains("method.predictor_lr_scale"), "{err}");
 }
 
 #[test]
@@ -153,10 +171,10 @@ fn swav_identity_mixture_multi_crop_freezing_and_queue() {
     assert!((plain - mixed).abs() < 1e-5, "{plain} vs {mixed}");
     // Prototypes are frozen for the first 3 steps only.
     assert_eq!(
-        model.frozen_params(&ctx(2)),
-        vec![model.prototypes.weight.id]
+        model.param_groups(&ctx(2)),
+        vec![ParamGroup::frozen(vec![model.prototypes.weight.id])]
     );
-    assert!(model.frozen_params(&ctx(3)).is_empty());
+    assert!(model.param_groups(&ctx(3)).is_empty());
     // Each step enqueues the two large crops' embeddings, newest first.
     let b = batch(&device, 4);
     let mut model = model;
