@@ -18,7 +18,7 @@ use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
 use crate::method::{
-    Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, ViewSpec, views_and_mixture,
+    Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, views_and_mixture,
 };
 
 /// Which BYOL branch sees the Un-Mix mixture.
@@ -139,10 +139,6 @@ pub struct Byol {
 impl Method for Byol {
     type StepState = ();
 
-    fn views(&self) -> Vec<ViewSpec> {
-        vec![ViewSpec::LARGE; 2]
-    }
-
     fn forward_train(
         &self,
         batch: &MultiViewBatch,
@@ -187,10 +183,6 @@ impl Method for Byol {
         } else {
             vec![ParamGroup::of(&self.predictor, self.predictor_lr_scale)]
         }
-    }
-
-    fn after_step(self, _state: (), _ctx: &StepContext) -> Self {
-        self
     }
 
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {

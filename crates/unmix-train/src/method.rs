@@ -149,8 +149,11 @@ pub trait Method: Module + Sized {
     /// What [`Method::forward_train`] hands to [`Method::after_step`].
     type StepState;
 
-    /// The crops per sample, in order; view 0 is the one Un-Mix mixes.
-    fn views(&self) -> Vec<ViewSpec>;
+    /// The crops per sample, in order; view 0 is the one Un-Mix mixes. Two large crops unless
+    /// the method says otherwise.
+    fn views(&self) -> Vec<ViewSpec> {
+        vec![ViewSpec::LARGE; 2]
+    }
 
     /// The loss of one batch, with Un-Mix terms when `mixed` (the mixture of view 0) is given.
     fn forward_train(
@@ -177,8 +180,10 @@ pub trait Method: Module + Sized {
     }
 
     /// Updates state that gradients do not touch, after the optimiser step and the momentum
-    /// update.
-    fn after_step(self, state: Self::StepState, ctx: &StepContext) -> Self;
+    /// update; nothing unless the method has such state.
+    fn after_step(self, _state: Self::StepState, _ctx: &StepContext) -> Self {
+        self
+    }
 
     /// Features for evaluation: `(backbone [N, D], projection [N, C])`.
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>);

@@ -12,7 +12,7 @@ use unmix_models::{Encoder, EncoderConfig, ShuffleBn, momentum_update};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, MomentumSchedule, StepContext, StepOutput, ViewSpec};
+use crate::method::{Method, MomentumSchedule, StepContext, StepOutput};
 
 /// `[method]` with `kind = "moco"`. Defaults: the Un-Mix CIFAR demo (K 4096, m 0.99, T 0.1,
 /// symmetric).
@@ -147,10 +147,6 @@ impl Moco {
 impl Method for Moco {
     /// The keys to enqueue.
     type StepState = Tensor<2>;
-
-    fn views(&self) -> Vec<ViewSpec> {
-        vec![ViewSpec::LARGE; 2]
-    }
 
     fn forward_train(
         &self,

@@ -13,7 +13,7 @@ use unmix_models::{Encoder, EncoderConfig};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, StepContext, StepOutput, ViewSpec, views_and_mixture};
+use crate::method::{Method, StepContext, StepOutput, views_and_mixture};
 
 /// `[method]` with `kind = "simclr"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,10 +64,6 @@ pub struct Simclr {
 impl Method for Simclr {
     type StepState = ();
 
-    fn views(&self) -> Vec<ViewSpec> {
-        vec![ViewSpec::LARGE; 2]
-    }
-
     fn forward_train(
         &self,
         batch: &MultiViewBatch,
@@ -85,10 +81,6 @@ impl Method for Simclr {
             unmix_combine(direct, reverse, m.lambda)
         });
         StepOutput::with_unmix(plain, mixed, ())
-    }
-
-    fn after_step(self, _state: (), _ctx: &StepContext) -> Self {
-        self
     }
 
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
