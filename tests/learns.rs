@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use unmix_train::TrainConfig;
+use unmix_train::metrics::MetricsFile;
 
 /// Trains `configs/fashion_mnist/<name>.toml` on `per_class` images per class for `epochs`
 /// epochs and checks the kNN gain over random init.
@@ -66,12 +67,10 @@ fn learns(name: &str, per_class: usize, epochs: usize, margin: f64) {
 
 /// kNN top-1 at random init (epoch 0) and after the last epoch, from the run's `metrics.csv`.
 fn first_and_last_knn(run_dir: &Path) -> (f64, f64) {
-    let csv = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let column = header.iter().position(|h| *h == "knn_top1").unwrap();
-    let knn: Vec<f64> = lines
-        .filter_map(|l| l.split(',').nth(column)?.parse::<f64>().ok())
+    let knn: Vec<f64> = MetricsFile::read(&run_dir.join("metrics.csv"))
+        .unwrap()
+        .iter()
+        .map(|r| r.knn_top1)
         .filter(|v| v.is_finite())
         .collect();
     assert!(
