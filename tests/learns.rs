@@ -11,8 +11,8 @@
 //! long as one alone (docs/benchmarks.md, "Concurrent runs").
 //!
 //! BYOL learns more slowly than the contrastive methods (its kNN accuracy first dips below
-//! random init), so its runs are the longest here; its margins are set from runs over three
-//! seeds, not just the one the test uses (docs/methods.md, BYOL).
+//! random init), so its runs are the longest here and keep the config's warm-up, the setting
+//! that held best over three seeds (docs/methods.md, BYOL).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,11 +21,12 @@ use unmix_train::TrainConfig;
 use unmix_train::metrics::MetricsFile;
 
 /// Trains `configs/fashion_mnist/<name>.toml` on `per_class` images per class for `epochs`
-/// epochs and checks the kNN gain over random init.
+/// epochs, with the config's warm-up capped at `max_warmup_steps`, and checks the kNN gain over
+/// random init.
 ///
 /// Each run is its own `unmix train` process: Burn's seed is per device and process-wide, so
 /// two runs in one process would draw each other's random numbers and stop being reproducible.
-fn learns(name: &str, per_class: usize, epochs: usize, margin: f64) {
+fn learns(name: &str, per_class: usize, epochs: usize, max_warmup_steps: usize, margin: f64) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut config =
         TrainConfig::load(&root.join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
@@ -33,8 +34,7 @@ fn learns(name: &str, per_class: usize, epochs: usize, margin: f64) {
     config.data.train_per_class = Some(per_class);
     config.data.test_per_class = Some(100);
     config.optim.epochs = epochs;
-    // A warm-up sized for 16 epochs would take most of a short run.
-    config.optim.warmup_steps = config.optim.warmup_steps.min(50);
+    config.optim.warmup_steps = config.optim.warmup_steps.min(max_warmup_steps);
     config.eval.every_epochs = 0;
     let work = std::env::temp_dir().join(format!("unmix-learns-{name}-{}", std::process::id()));
     config.run.out_dir = work.join("runs");
@@ -82,43 +82,53 @@ fn first_and_last_knn(run_dir: &Path) -> (f64, f64) {
 }
 
 // Observed gains (docs/methods.md, "learns" table) → margins of about half.
+//
+// The contrastive methods cap warm-up at 50 steps: one sized for 16 epochs would take most of a
+// run this short. BYOL keeps its config's 500 steps (half of its 1,000-step run): over three
+// seeds BYOL + Un-Mix gained +5.2/+6.2/+1.7 points with it against +5.5/+0.1/+0.3 with 50
+// (docs/methods.md, BYOL).
+
+/// The contrastive methods' warm-up cap.
+const SHORT_WARMUP: usize = 50;
+/// BYOL's: the embedded configs' own warm-up.
+const BYOL_WARMUP: usize = 500;
 
 #[test]
 fn byol_unmix_learns() {
-    learns("byol_unmix", 400, 8, 2.7);
+    learns("byol_unmix", 400, 8, BYOL_WARMUP, 2.6);
 }
 
 #[test]
 fn byol_learns() {
-    learns("byol", 400, 8, 3.0);
+    learns("byol", 400, 8, BYOL_WARMUP, 2.2);
 }
 
 #[test]
 fn moco_unmix_learns() {
-    learns("moco_unmix", 300, 8, 4.5);
+    learns("moco_unmix", 300, 8, SHORT_WARMUP, 4.5);
 }
 
 #[test]
 fn moco_learns() {
-    learns("moco", 300, 8, 6.0);
+    learns("moco", 300, 8, SHORT_WARMUP, 6.0);
 }
 
 #[test]
 fn simclr_unmix_learns() {
-    learns("simclr_unmix", 200, 3, 4.4);
+    learns("simclr_unmix", 200, 3, SHORT_WARMUP, 4.4);
 }
 
 #[test]
 fn simclr_learns() {
-    learns("simclr", 200, 3, 3.5);
+    learns("simclr", 200, 3, SHORT_WARMUP, 3.5);
 }
 
 #[test]
 fn swav_unmix_learns() {
-    learns("swav_unmix", 200, 3, 2.5);
+    learns("swav_unmix", 200, 3, SHORT_WARMUP, 2.5);
 }
 
 #[test]
 fn swav_learns() {
-    learns("swav", 200, 3, 3.7);
+    learns("swav", 200, 3, SHORT_WARMUP, 3.7);
 }
