@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use unmix_data::ImageSet;
-use unmix_data::cifar::write_cifar10;
+use unmix_data::cifar::{write_cifar10, write_cifar100};
 use unmix_data::fashion_mnist::{self, Split};
 use unmix_train::TrainConfig;
 use unmix_train::trainer::{RunOptions, train};
@@ -42,19 +42,18 @@ fn write_cifar10_dir(dir: &Path, train: &ImageSet, test: &ImageSet) {
     write_cifar10(&dir.join("test_batch.bin"), test).unwrap();
 }
 
-/// `train.bin` and `test.bin`: `<coarse><fine><3072 bytes>` records. Fashion-MNIST class c
-/// becomes fine label 10·c + 3 and coarse label 2·c, so fine and coarse runs see different
-/// label bytes.
+/// `train.bin` and `test.bin`. Fashion-MNIST class c becomes fine label 10·c + 3 and coarse
+/// label 2·c, so fine and coarse runs see different label bytes.
 fn write_cifar100_dir(dir: &Path, train: &ImageSet, test: &ImageSet) {
     std::fs::create_dir_all(dir).unwrap();
     for (name, set) in [("train.bin", train), ("test.bin", test)] {
-        let labels = set.labels.as_ref().unwrap();
-        let mut bytes = Vec::with_capacity(set.len() * 3074);
-        for (i, &c) in labels.iter().enumerate() {
-            bytes.extend_from_slice(&[2 * c as u8, 10 * c as u8 + 3]);
-            bytes.extend_from_slice(set.image(i));
-        }
-        std::fs::write(dir.join(name), bytes).unwrap();
+        let classes = set.labels.clone().unwrap();
+        let fine = ImageSet {
+            labels: Some(classes.iter().map(|c| 10 * c + 3).collect()),
+            ..set.clone()
+        };
+        let coarse: Vec<u16> = classes.iter().map(|c| 2 * c).collect();
+        write_cifar100(&dir.join(name), &fine, &coarse).unwrap();
     }
 }
 
@@ -88,36 +87,28 @@ fn runs_every_config_of(dataset: &str) {
             stop_after: Some(1),
             ..Default::default()
         };
-        let outcome =
-            train(&config, &options).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let what = path.display();
+        let outcome = train(&config, &options).unwrap_or_else(|e| panic!("{what}: {e}"));
         let last = outcome.history.last().unwrap();
-        assert_eq!(last.epoch, 1, "{}", path.display());
+        assert_eq!(last.epoch, 1, "{what}");
         // 80 images, batch 16: five steps.
-        assert_eq!(last.step, 5, "{}", path.display());
-        assert!(
-            last.loss.is_finite(),
-            "{}: loss {}",
-            path.display(),
-            last.loss
-        );
+        assert_eq!(last.step, 5, "{what}");
+        assert!(last.loss.is_finite(), "{what}: loss {}", last.loss);
         assert_eq!(
             last.loss_mixed.is_finite(),
             config.unmix.enabled,
-            "{}: Un-Mix terms {} with Un-Mix {}",
-            path.display(),
+            "{what}: Un-Mix terms {} with Un-Mix {}",
             last.loss_mixed,
             config.unmix.enabled
         );
         assert!(
             outcome.knn_random_init.is_finite(),
-            "{}: kNN at random init {}",
-            path.display(),
+            "{what}: kNN at random init {}",
             outcome.knn_random_init
         );
         assert!(
             outcome.run_dir.join("config.toml").is_file(),
-            "{}: no resolved config in {}",
-            path.display(),
+            "{what}: no resolved config in {}",
             outcome.run_dir.display()
         );
     }

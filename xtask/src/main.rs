@@ -5,6 +5,8 @@
 //! - `eval --checkpoint DIR [--device D]`: runs `unmix eval`.
 //! - `cut-dataset [--source DIR]`: re-cuts the embedded Fashion-MNIST subset.
 //! - `bench`: the backend and training-step benchmarks (`docs/benchmarks.md`).
+//! - `parity`: step-level parity of our methods with the PyTorch references in
+//!   `docs/reference/` (`tests/parity.rs`; skipped with a message without Python and torch).
 //! - `test`: the whole CI: fmt, clippy `-D warnings` with the `cuda` and `wgpu` features
 //!   compiled in (their type check), and every test.
 
@@ -91,6 +93,7 @@ const HELP: &str = "cargo xtask <task>
   eval --checkpoint DIR [--device D]
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D]
+  parity
   test";
 
 fn main() -> ExitCode {
@@ -117,6 +120,19 @@ fn main() -> ExitCode {
             )
         }
         Some("bench") => unmix(&[vec!["bench".to_string()], rest].concat(), release),
+        Some("parity") => {
+            let mut cmd = cargo();
+            cmd.args([
+                "test",
+                "-p",
+                "unmix-train",
+                "--test",
+                "parity",
+                "--",
+                "--nocapture",
+            ]);
+            run(cmd)
+        }
         Some("test") => test(),
         _ => {
             eprintln!("{HELP}");

@@ -76,6 +76,11 @@ pub struct AugmentationConfig {
     pub jitter: [f64; 4],
     /// Probability of converting to grey.
     pub grayscale_prob: f64,
+    /// Which colour step comes first: `jitter_first` (the CIFAR demo, MoCo v2, SimCLR, SwAV) or
+    /// `grayscale_first` (MoCo v1's `main_moco_unmix.py`: `RandomGrayscale`, then
+    /// `ColorJitter`). The order changes the result: a hue shift before the conversion changes
+    /// the luma, one after it does nothing to a grey image.
+    pub color_order: ColorOrder,
     /// Probability of a Gaussian blur (MoCo v2's `--aug-plus`: 0.5; off in the CIFAR recipes).
     pub blur_prob: f64,
     /// Range of the blur's σ in pixels, drawn uniformly (MoCo v2: `[0.1, 2.0]`).
@@ -86,6 +91,17 @@ pub struct AugmentationConfig {
     pub mean: [f32; 3],
     /// Per-channel standard deviation divided by.
     pub std: [f32; 3],
+}
+
+/// The order of the colour steps of a recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColorOrder {
+    /// Colour jitter (with `jitter_prob`), then random grayscale.
+    #[default]
+    JitterFirst,
+    /// Random grayscale, then colour jitter.
+    GrayscaleFirst,
 }
 
 impl Default for AugmentationConfig {
@@ -99,6 +115,7 @@ impl Default for AugmentationConfig {
             jitter_prob: 0.8,
             jitter: [0.4, 0.4, 0.4, 0.1],
             grayscale_prob: 0.2,
+            color_order: ColorOrder::JitterFirst,
             blur_prob: 0.0,
             blur_sigma: [0.1, 2.0],
             solarize_prob: 0.0,
@@ -412,11 +429,25 @@ impl ViewTransform {
         if rng.random::<f64>() < c.hflip_prob {
             hflip(&mut view);
         }
-        if rng.random::<f64>() < c.jitter_prob {
-            self.color_jitter(&mut view, rng);
-        }
-        if rng.random::<f64>() < c.grayscale_prob {
-            to_grayscale(&mut view);
+        // Flipping commutes with the colour steps (they act per pixel or on image-wide means),
+        // so only the order of those two matters (MoCo v1 flips last).
+        match c.color_order {
+            ColorOrder::JitterFirst => {
+                if rng.random::<f64>() < c.jitter_prob {
+                    self.color_jitter(&mut view, rng);
+                }
+                if rng.random::<f64>() < c.grayscale_prob {
+                    to_grayscale(&mut view);
+                }
+            }
+            ColorOrder::GrayscaleFirst => {
+                if rng.random::<f64>() < c.grayscale_prob {
+                    to_grayscale(&mut view);
+                }
+                if rng.random::<f64>() < c.jitter_prob {
+                    self.color_jitter(&mut view, rng);
+                }
+            }
         }
         // Drawn only when enabled, so recipes without blur or solarisation keep their streams.
         if c.blur_prob > 0.0 && rng.random::<f64>() < c.blur_prob {
@@ -588,6 +619,52 @@ mod tests {
         assert_eq!(a.data, vec![0.2, 0.1, 0.4, 0.3, 0.6, 0.5]);
         let g = Rgb::from_u8(&[0, 255], 1, 1, 2);
         assert_eq!(g.data, vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+    }
+
+    /// Pure red, hue jitter and grayscale both always applied: grey first leaves the luma of red
+    /// (0.299) everywhere, since a hue shift does nothing to grey; jitter first shifts the hue,
+    /// which changes the luma before the conversion.
+    #[test]
+    fn color_order_decides_whether_hue_reaches_the_grey_image() {
+        let red = img(
+            &[1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            2,
+            2,
+        );
+        let view = |color_order| {
+            let t = ViewTransform::new(AugmentationConfig {
+                crop_size: 2,
+                crop_scale: [1.0, 1.0],
+                crop_ratio: [1.0, 1.0],
+                jitter_prob: 1.0,
+                jitter: [0.0, 0.0, 0.0, 0.5],
+                grayscale_prob: 1.0,
+                color_order,
+                mean: [0.0; 3],
+                std: [1.0; 3],
+                ..Default::default()
+            })
+            .unwrap();
+            let mut out = vec![0.0; t.output_len()];
+            t.augment(&red, &mut ChaCha8Rng::seed_from_u64(3), &mut out);
+            out
+        };
+        let grey_first = view(ColorOrder::GrayscaleFirst);
+        assert!(
+            grey_first.iter().all(|v| (v - 0.299).abs() < 1e-5),
+            "{grey_first:?}"
+        );
+        let jitter_first = view(ColorOrder::JitterFirst);
+        assert!(
+            jitter_first.iter().all(|v| (v - 0.299).abs() > 1e-3),
+            "{jitter_first:?}"
+        );
+        // Still grey: every channel equal.
+        assert!(
+            jitter_first
+                .iter()
+                .all(|v| (v - jitter_first[0]).abs() < 1e-6)
+        );
     }
 
     #[test]

@@ -98,12 +98,43 @@ fn read_records(
     })
 }
 
-/// Writes a 32×32 RGB labelled set as one CIFAR-10 binary file.
+/// Writes a 32×32 RGB set labelled 0..10 as one CIFAR-10 binary file.
 pub fn write_cifar10(path: &Path, set: &ImageSet) -> Result<(), DataError> {
+    write_records(path, set, 10, |out, _, label| out.push(label as u8))
+}
+
+/// Writes a 32×32 RGB set as one CIFAR-100 binary file: the set's labels are the fine labels
+/// (0..100) and `coarse[i]` is image i's super-class (0..20).
+pub fn write_cifar100(path: &Path, set: &ImageSet, coarse: &[u16]) -> Result<(), DataError> {
+    if coarse.len() != set.len() {
+        return Err(DataError::format(
+            path,
+            format!("{} coarse labels for {} images", coarse.len(), set.len()),
+        ));
+    }
+    if let Some(c) = coarse.iter().find(|&&c| c >= 20) {
+        return Err(DataError::format(
+            path,
+            format!("coarse label {c}, expected 0..20"),
+        ));
+    }
+    write_records(path, set, 100, |out, i, fine| {
+        out.extend_from_slice(&[coarse[i] as u8, fine as u8])
+    })
+}
+
+/// `<label bytes><3072 pixel bytes>` per image; `label_bytes(out, i, label)` appends image i's
+/// label bytes. Labels must be below `classes`.
+fn write_records(
+    path: &Path,
+    set: &ImageSet,
+    classes: u16,
+    label_bytes: impl Fn(&mut Vec<u8>, usize, u16),
+) -> Result<(), DataError> {
     let labels = set
         .labels
         .as_ref()
-        .ok_or_else(|| DataError::format(path, "CIFAR-10 records need labels; the set has none"))?;
+        .ok_or_else(|| DataError::format(path, "CIFAR records need labels; the set has none"))?;
     if (set.channels, set.height, set.width) != (3, 32, 32) {
         return Err(DataError::format(
             path,
@@ -113,9 +144,15 @@ pub fn write_cifar10(path: &Path, set: &ImageSet) -> Result<(), DataError> {
             ),
         ));
     }
-    let mut out = Vec::with_capacity(set.len() * (PIXELS + 1));
+    if let Some(l) = labels.iter().find(|&&l| l >= classes) {
+        return Err(DataError::format(
+            path,
+            format!("label {l}, expected 0..{classes}"),
+        ));
+    }
+    let mut out = Vec::with_capacity(set.len() * (PIXELS + 2));
     for (i, &label) in labels.iter().enumerate() {
-        out.push(label as u8);
+        label_bytes(&mut out, i, label);
         out.extend_from_slice(set.image(i));
     }
     std::fs::write(path, out).map_err(|e| DataError::io(path, e))

@@ -20,7 +20,7 @@ pub mod idx;
 mod image_set;
 pub mod loader;
 
-pub use augment::{AugmentationConfig, ViewTransform};
+pub use augment::{AugmentationConfig, ColorOrder, ViewTransform};
 pub use error::DataError;
 pub use image_set::ImageSet;
 pub use loader::{HostBatch, MultiViewBatch, MultiViewLoader};

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use unmix_data::cifar::{Cifar100Label, read_cifar10, read_cifar100, write_cifar10};
+use unmix_data::cifar::{
+    Cifar100Label, read_cifar10, read_cifar100, write_cifar10, write_cifar100,
+};
 use unmix_data::fashion_mnist::{self, Split};
 use unmix_data::{AugmentationConfig, DataError, ImageSet, MultiViewLoader, ViewTransform};
 
@@ -81,12 +83,23 @@ fn cifar10_binary_round_trip_in_the_exact_format() {
 
     // CIFAR-100 records carry (coarse, fine) label bytes.
     let c100 = dir.join("train.bin");
-    let mut bytes = Vec::new();
-    for i in 0..3 {
-        bytes.extend_from_slice(&[i as u8, 50 + i as u8]);
-        bytes.extend_from_slice(set.image(i));
-    }
-    std::fs::write(&c100, &bytes).unwrap();
+    let three = ImageSet {
+        labels: Some(vec![50, 51, 52]),
+        ..set.subset(&[0, 1, 2])
+    };
+    write_cifar100(&c100, &three, &[0, 1, 2]).unwrap();
+    let raw100 = std::fs::read(&c100).unwrap();
+    assert_eq!(raw100.len(), 3 * 3074);
+    // Record 1: coarse byte, fine byte, then the pixels.
+    assert_eq!(&raw100[3074..3076], &[1, 51]);
+    assert_eq!(&raw100[3076..2 * 3074], set.image(1));
+    let err = write_cifar100(&c100, &three, &[0, 1, 20])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.bin") && err.contains("coarse label 20"),
+        "{err}"
+    );
     let fine = read_cifar100(&[&c100], Cifar100Label::Fine).unwrap();
     let coarse = read_cifar100(&[&c100], Cifar100Label::Coarse).unwrap();
     assert_eq!(fine.image(2), set.image(2));

@@ -10,6 +10,8 @@
 //! - [`Encoder`]: backbone + head, the unit a momentum copy is made of.
 //! - [`momentum_update`]: the EMA of a target module towards an online one, BN running
 //!   statistics included; [`ShuffleBn`]: the key encoder's batch shuffle.
+//! - [`named_tensors`] / [`named_gradients`]: every tensor of a module by path, in PyTorch's
+//!   layout (what the PyTorch parity references load).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -29,6 +31,7 @@ mod encoder;
 mod error;
 mod heads;
 mod momentum;
+mod named_tensors;
 mod prototypes;
 mod resnet;
 mod shuffle_bn;
@@ -38,6 +41,7 @@ pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
 pub use heads::{HeadConfig, ProjectionHead};
 pub use momentum::{momentum_update, sync_running_stats};
+pub use named_tensors::{NamedTensor, named_gradients, named_tensors};
 pub use prototypes::Prototypes;
 pub use resnet::{Block, BlockKind, ResNet, ResNetConfig, Stem};
 pub use shuffle_bn::ShuffleBn;

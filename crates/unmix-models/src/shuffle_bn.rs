@@ -40,6 +40,11 @@ impl ShuffleBn {
         Self::from_permutation(perm)
     }
 
+    /// The permutation: position `j` of the shuffled batch holds sample `permutation()[j]`.
+    pub fn permutation(&self) -> Vec<usize> {
+        self.forward.iter().map(|&i| i as usize).collect()
+    }
+
     /// Reorders a batch `[N, ...]`.
     pub fn shuffle<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let idx = index_tensor(&self.forward, &x.device());

@@ -18,7 +18,7 @@ use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
 use crate::method::{
-    Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, views_and_mixture,
+    Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, ViewForward, encode_views,
 };
 
 /// Which BYOL branch sees the Un-Mix mixture.
@@ -51,6 +51,9 @@ pub struct ByolConfig {
     /// §4.3 and DirectPred, Tian et al. 2021 §5, train the predictor faster, which short runs
     /// at small batch need: docs/methods.md).
     pub predictor_lr_scale: f64,
+    /// How the crops meet batch norm: `per_view` (htdt's BYOL passes each crop through both
+    /// branches on its own) or `joint` (one `3N` batch).
+    pub forward: ViewForward,
 }
 
 impl Default for ByolConfig {
@@ -66,6 +69,7 @@ impl Default for ByolConfig {
             },
             mix_branch: MixBranch::Both,
             predictor_lr_scale: 1.0,
+            forward: ViewForward::PerView,
         }
     }
 }
@@ -111,6 +115,7 @@ impl ByolConfig {
             tau_end: self.tau_end,
             mix_branch: self.mix_branch,
             predictor_lr_scale: self.predictor_lr_scale,
+            forward: self.forward,
         })
     }
 }
@@ -134,6 +139,9 @@ pub struct Byol {
     /// The predictor's learning-rate multiple.
     #[module(skip)]
     pub predictor_lr_scale: f64,
+    /// How the crops meet batch norm.
+    #[module(skip)]
+    pub forward: ViewForward,
 }
 
 impl Method for Byol {
@@ -145,14 +153,15 @@ impl Method for Byol {
         mixed: Option<&MixedBatch>,
         _ctx: &StepContext,
     ) -> StepOutput<()> {
-        let n = batch.indices.len();
-        let x = views_and_mixture(batch, mixed);
-        let p = self.predictor.forward(self.online.forward(x.clone()));
-        let z = self.target.forward(x.detach()).detach();
-        let part = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i * n, n);
-        let plain = byol_loss(part(&p, 0), part(&z, 1), part(&p, 1), part(&z, 0));
+        let p = encode_views(self.forward, batch, mixed, |x| {
+            self.predictor.forward(self.online.forward(x))
+        });
+        let z: Vec<Tensor<2>> = encode_views(self.forward, batch, mixed, |x| {
+            self.target.forward(x.detach()).detach()
+        });
+        let plain = byol_loss(p[0].clone(), z[1].clone(), p[1].clone(), z[0].clone());
         let mixed = mixed.map(|m| {
-            let (p1, z1, pm, zm) = (part(&p, 1), part(&z, 1), part(&p, 2), part(&z, 2));
+            let (p1, z1, pm, zm) = (p[1].clone(), z[1].clone(), p[2].clone(), z[2].clone());
             let term = |pm: Tensor<2>, zm: Tensor<2>| match self.mix_branch {
                 MixBranch::Online => byol_regression(pm, z1.clone()),
                 MixBranch::Target => byol_regression(p1.clone(), zm),

@@ -56,6 +56,10 @@ pub fn save<M: Module>(
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     }
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    // Batch norm's last running-statistics update waits beside the stored value until the next
+    // read; a record taken now would miss it (methods without a momentum update, whose
+    // `momentum_update` reads them, and any epoch that ends without an evaluation). Fold it in.
+    unmix_models::sync_running_stats(model);
     model
         .clone()
         .into_record()

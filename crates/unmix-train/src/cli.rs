@@ -62,6 +62,16 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         steps: usize,
     },
+    /// Run step 0 of a config and record every tensor it reads and writes (safetensors), for the
+    /// PyTorch references' step-level comparison (`docs/reference/parity.py`).
+    ParityStep {
+        /// The run config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The record to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Cut the embedded Fashion-MNIST subset from the Debian package's IDX files.
     CutFashionMnist {
         /// Folder with the four `*-ubyte.gz` files (`/usr/share/datasets/fashion-mnist`).
@@ -156,6 +166,17 @@ pub fn run(cli: Cli) -> Result<(), TrainError> {
             println!(
                 "| {device} | ResNet-18 width {width}, 32×32 | {batch} | {:.3} | {:.1} |",
                 r.seconds_per_step, r.images_per_second
+            );
+            Ok(())
+        }
+        Command::ParityStep { config, out } => {
+            let cfg = TrainConfig::load(&config)?;
+            let r = crate::parity::record_step(&cfg, &out)?;
+            println!(
+                "step 0: loss {:.6}; {} tensors written to {}",
+                r.loss,
+                r.tensors,
+                out.display()
             );
             Ok(())
         }

@@ -173,7 +173,7 @@ impl MethodConfig {
     /// Checks the method's settings against the rest of the config.
     pub fn validate(&self, encoder: &EncoderConfig, batch_size: usize) -> Result<(), TrainError> {
         match self {
-            MethodConfig::Moco(m) => m.validate(batch_size),
+            MethodConfig::Moco(m) => m.validate(batch_size, encoder.backbone.bn_splits),
             MethodConfig::Simclr(m) => m.validate(),
             MethodConfig::Byol(m) => m.validate(encoder),
             MethodConfig::Swav(m) => m.validate(batch_size),
@@ -265,6 +265,9 @@ pub struct OptimConfig {
     pub lars_exclude_bias_and_norm: bool,
     /// Adam's β₁, β₂.
     pub adam_betas: [f64; 2],
+    /// Adam's ε, added to `sqrt(v̂)`: PyTorch's 1e-8, which the references use (Burn's own
+    /// default is 1e-5).
+    pub adam_eps: f64,
 }
 
 impl Default for OptimConfig {
@@ -289,6 +292,7 @@ impl Default for OptimConfig {
             lars_clip: true,
             lars_exclude_bias_and_norm: true,
             adam_betas: [0.9, 0.999],
+            adam_eps: 1e-8,
         }
     }
 }
@@ -411,6 +415,7 @@ impl TrainConfig {
         non_negative("optim.warmup_epochs", o.warmup_epochs)?;
         non_negative("optim.warmup_start_lr", o.warmup_start_lr)?;
         non_negative("optim.min_lr", o.min_lr)?;
+        positive("optim.adam_eps", o.adam_eps)?;
         if o.adam_betas.iter().any(|b| !(0.0..1.0).contains(b)) {
             return Err(TrainError::value(
                 "optim.adam_betas",

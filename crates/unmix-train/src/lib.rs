@@ -9,7 +9,8 @@
 //!   resume); [`optim`]: SGD, [`lars`] and Adam from `[optim]`; [`schedule`]: warm-up, cosine
 //!   and step learning rates and the momentum τ schedule; [`checkpoint`]: atomic checkpoints;
 //!   [`knn`]: the weighted kNN monitor.
-//! - [`bench`]: timing of training steps per backend.
+//! - [`bench`]: timing of training steps per backend; [`parity`]: one recorded training step
+//!   for the PyTorch references' step-level comparison.
 //! - [`cli`]: `unmix train|eval|cut-fashion-mnist`.
 
 pub mod bench;
@@ -25,6 +26,7 @@ pub mod method;
 pub mod metrics;
 pub mod moco;
 pub mod optim;
+pub mod parity;
 pub mod schedule;
 pub mod simclr;
 pub mod swav;

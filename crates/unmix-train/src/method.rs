@@ -76,6 +76,46 @@ pub fn views_and_mixture(batch: &MultiViewBatch, mixed: Option<&MixedBatch>) -> 
     Tensor::cat(crops, 0)
 }
 
+/// How the crops of one step meet batch norm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewForward {
+    /// Each crop (view 0, view 1, the mixture) through the network on its own, so each has its
+    /// own batch statistics and the clean views never see the mixture's: the references
+    /// (htdt's `[self.model(x) for x in samples]`, the Un-Mix README's separate `model(...)`
+    /// calls).
+    #[default]
+    PerView,
+    /// All crops as one `3N` batch (batch norm over all of them), as the SwAV Un-Mix code's
+    /// multi-resolution forward; one pass instead of three.
+    Joint,
+}
+
+/// `f` applied to views 0 and 1 and the mixture (when given), in that order: one call per crop
+/// for [`ViewForward::PerView`], one call over their concatenation, split back, for
+/// [`ViewForward::Joint`].
+pub fn encode_views(
+    mode: ViewForward,
+    batch: &MultiViewBatch,
+    mixed: Option<&MixedBatch>,
+    f: impl Fn(Tensor<4>) -> Tensor<2>,
+) -> Vec<Tensor<2>> {
+    match mode {
+        ViewForward::PerView => batch.views[..2]
+            .iter()
+            .cloned()
+            .chain(mixed.map(|m| m.images.clone()))
+            .map(f)
+            .collect(),
+        ViewForward::Joint => {
+            let n = batch.indices.len();
+            let z = f(views_and_mixture(batch, mixed));
+            let crops = z.dims()[0] / n;
+            (0..crops).map(|i| z.clone().narrow(0, i * n, n)).collect()
+        }
+    }
+}
+
 /// One crop the loader produces per sample: `[data.augmentation]` with the crop size and scale
 /// optionally replaced (SwAV's small crops).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

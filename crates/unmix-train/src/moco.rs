@@ -49,8 +49,20 @@ impl Default for MocoConfig {
 
 impl MocoConfig {
     /// Checks ranges; `K` must be a multiple of the keys enqueued per step, as the reference
-    /// asserts.
-    pub fn validate(&self, batch_size: usize) -> Result<(), TrainError> {
+    /// asserts; shuffle-BN needs split batch norm (`bn_splits` > 1) to do anything.
+    pub fn validate(&self, batch_size: usize, bn_splits: usize) -> Result<(), TrainError> {
+        if self.shuffle_bn && bn_splits < 2 {
+            // With one set of batch statistics a permutation of the batch changes nothing: the
+            // key encoder would still see every sample's statistics, which is the leak
+            // shuffle-BN exists to prevent (MoCo §3.3: per-GPU BN over 8 GPUs; the CIFAR demo's
+            // 8 splits).
+            return Err(TrainError::value(
+                "method.shuffle_bn",
+                "true with model.backbone.bn_splits = 1",
+                "shuffle-BN only changes which samples share batch statistics when batch norm is \
+                 split; set model.backbone.bn_splits > 1 (8 in the references) or shuffle_bn = false",
+            ));
+        }
         let per_step = if self.symmetric {
             2 * batch_size
         } else {
@@ -131,17 +143,21 @@ impl Moco {
     fn keys(&self, x: Tensor<4>, ctx: &StepContext, view: u64) -> Tensor<2> {
         let x = x.detach();
         let k = if self.shuffle_bn {
-            let n = x.dims()[0];
-            // A pure function of (seed, step, view), so resume reproduces it.
-            let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed ^ 0x5EED_5B0F);
-            rng.set_stream(2 * ctx.step + view);
-            let shuffle = ShuffleBn::random(n, &mut rng);
+            let shuffle = key_shuffle(ctx.seed, ctx.step, view, x.dims()[0]);
             shuffle.unshuffle(self.encoder_k.forward(shuffle.shuffle(x)))
         } else {
             self.encoder_k.forward(x)
         };
         l2_normalize(k).detach()
     }
+}
+
+/// The shuffle-BN permutation of view `view`'s keys at `step`: a pure function of
+/// `(seed, step, view)`, so a resumed run (and the parity harness) reproduces it.
+pub fn key_shuffle(seed: u64, step: u64, view: u64, n: usize) -> ShuffleBn {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5B0F);
+    rng.set_stream(2 * step + view);
+    ShuffleBn::random(n, &mut rng)
 }
 
 impl Method for Moco {

@@ -37,6 +37,7 @@ pub fn build_optimizer(o: &OptimConfig) -> ModuleOptimizer {
         OptimizerKind::Adam => AdamConfig::new()
             .with_beta_1(o.adam_betas[0] as f32)
             .with_beta_2(o.adam_betas[1] as f32)
+            .with_epsilon(o.adam_eps as f32)
             .with_weight_decay(decay)
             .init(),
     }

@@ -220,7 +220,9 @@ impl Method for Swav {
         let plain = swav_loss(&scores, &codes, c.temperature);
         let mixed = mixed.map(|m| {
             let s_mix = chunk(&s_large, 2);
-            let code_mix = sinkhorn(s_mix.clone(), c.epsilon, c.sinkhorn_iterations);
+            // The mixture takes crop 0's place in the reference's second `swav_loss` call, so
+            // its code is computed with crop 0's queue too (`main_swav_unmix.py`).
+            let code_mix = self.code(s_mix.clone(), 0, queue.as_ref());
             let (direct, reverse) = swav_unmix_terms(
                 (s_mix, code_mix),
                 (scores[1].clone(), codes[1].1.clone()),

@@ -259,15 +259,17 @@ pub fn train_method<M: Method>(
                 .config()
                 .enabled
                 .then(|| unmix.apply(batch.views[0].clone(), step));
-            let out = model.forward_train(&batch, mixed.as_ref(), &ctx);
-            let groups = model.param_groups(&ctx);
-            let grads = out.loss.backward();
             lr = learning_rate(o, step, per_epoch);
-            model = grouped_step(&mut optim, model, grads, lr, groups, &all_params);
-            if let Some(schedule) = momentum {
-                model = model.momentum_update(schedule.at(ctx.progress));
-            }
-            model = model.after_step(out.state, &ctx);
+            let tau = momentum.map(|schedule| schedule.at(ctx.progress));
+            let (next, out) = train_step(
+                model,
+                &batch,
+                mixed.as_ref(),
+                &ctx,
+                (&mut optim, lr, tau, &all_params),
+                |_, _| {},
+            );
+            model = next;
             let loss: f64 = out.loss.into_scalar::<f32>() as f64;
             sum += loss;
             for (name, t) in out.terms {
@@ -358,6 +360,40 @@ pub fn train_method<M: Method>(
         train_images: train_set.len(),
         test_images: test_set.len(),
     })
+}
+
+/// The optimiser of a step, its learning rate, the momentum τ (`None` for methods without
+/// momentum targets) and every parameter id of the model.
+pub type StepOptim<'a> = (&'a mut ModuleOptimizer, f64, Option<f64>, &'a [ParamId]);
+
+/// One training step of any method, exactly as the loop runs it: the method's loss, backward,
+/// the grouped optimiser step, the momentum update with `tau`, then the method's own
+/// `after_step`. `inspect` sees the model and its gradients before the optimiser consumes them
+/// (the parity harness records them; the loop passes a no-op). Returns the updated model and
+/// the step's output (its `state` already consumed by `after_step`, so `()`).
+pub fn train_step<M: Method>(
+    model: M,
+    batch: &unmix_data::MultiViewBatch,
+    mixed: Option<&unmix_ops::MixedBatch>,
+    ctx: &StepContext,
+    (optim, lr, tau, all_params): StepOptim<'_>,
+    mut inspect: impl FnMut(&M, &Gradients),
+) -> (M, crate::StepOutput<()>) {
+    let out = model.forward_train(batch, mixed, ctx);
+    let groups = model.param_groups(ctx);
+    let grads = out.loss.backward();
+    inspect(&model, &grads);
+    let mut model = grouped_step(optim, model, grads, lr, groups, all_params);
+    if let Some(tau) = tau {
+        model = model.momentum_update(tau);
+    }
+    let model = model.after_step(out.state, ctx);
+    let out = crate::StepOutput {
+        loss: out.loss,
+        terms: out.terms,
+        state: (),
+    };
+    (model, out)
 }
 
 /// One optimiser step: the method's parameter groups at their multiple of `lr`, every other

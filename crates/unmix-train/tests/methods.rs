@@ -204,3 +204,149 @@ fn swav_identity_mixture_multi_crop_freezing_and_queue() {
         .unwrap();
     assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
 }
+
+/// A checkpoint taken right after a training forward holds the batch-norm running statistics of
+/// that forward: the loaded model's evaluation features are bit-identical to the saved one's.
+/// (Burn keeps the last running-statistics update aside until the next read; before the fix the
+/// checkpoint of SimCLR, which has no momentum update to read them, missed it.)
+#[test]
+fn save_load_evaluate_gives_bit_identical_features() {
+    let device = Device::flex().autodiff();
+    let b = batch(&device, 2);
+    let x = b.views[0].clone().without_autodiff();
+    let features = |m: &unmix_train::simclr::Simclr| {
+        let (backbone, projection) = m.valid().features(x.clone());
+        [backbone, projection].map(|t| t.into_data().try_to_vec::<f32>().unwrap())
+    };
+    device.seed(11);
+    let model = SimclrConfig::default().init(&encoder(), &device).unwrap();
+    let before = features(&model);
+    // A training forward: moves every BN layer's running statistics (the update stays pending).
+    let _ = model.forward_train(&b, None, &ctx(0));
+    let dir = std::env::temp_dir().join(format!("unmix-ckpt-sync-{}", std::process::id()));
+    let optim = burn::optim::SgdConfig::new().init();
+    let state = unmix_train::checkpoint::LoopState {
+        epoch: 1,
+        step: 1,
+        seed: 1,
+        knn_random_init: None,
+        knn_top1: None,
+    };
+    let saved = unmix_train::checkpoint::save(&dir, &model, &optim, &state).unwrap();
+    let fresh = SimclrConfig::default().init(&encoder(), &device).unwrap();
+    let loaded = unmix_train::checkpoint::load_model(&saved, fresh).unwrap();
+    let trained = features(&model);
+    assert_ne!(trained, before, "the forward moved no running statistics");
+    assert_eq!(
+        features(&loaded),
+        trained,
+        "features differ after save -> load"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The plain term of a step with a mixture, divided by the same step's plain term without one:
+/// 1 exactly when the clean views' batch statistics ignore the mixture.
+fn plain_with_and_without_mixture<M: Method>(model: &M, batch: &MultiViewBatch) -> (f32, f32) {
+    // A mixture unlike the views (a constant image), so joint batch statistics move.
+    let mixed = MixedBatch {
+        images: batch.views[0].clone().mul_scalar(0.0).add_scalar(3.0),
+        lambda: 0.5,
+        kind: MixKind::Global,
+    };
+    let plain = |m: Option<&MixedBatch>| {
+        let out = model.forward_train(batch, m, &ctx(0));
+        let (_, t) = out.terms.iter().find(|(n, _)| *n == "plain").unwrap();
+        t.clone().into_scalar::<f32>()
+    };
+    (plain(Some(&mixed)), plain(None))
+}
+
+/// The references pass each crop through the network on its own (htdt's
+/// `[self.model(x) for x in samples]`): with `forward = "per_view"` the mixture cannot change
+/// the clean views' loss; with `forward = "joint"` (one 3N batch) it does.
+#[test]
+fn per_view_forward_keeps_the_mixture_out_of_the_clean_views_batch_norm() {
+    use unmix_train::method::ViewForward;
+    let device = Device::flex().autodiff();
+    let b = batch(&device, 2);
+    let predictor = HeadConfig::Mlp {
+        hidden_dim: 16,
+        out_dim: 8,
+        hidden_bn: true,
+        last_bn: false,
+    };
+    for forward in [ViewForward::PerView, ViewForward::Joint] {
+        let simclr = SimclrConfig {
+            forward,
+            ..SimclrConfig::default()
+        }
+        .init(&encoder(), &device)
+        .unwrap();
+        let byol = ByolConfig {
+            predictor: predictor.clone(),
+            forward,
+            ..ByolConfig::default()
+        }
+        .init(&encoder(), &device)
+        .unwrap();
+        for (name, (with, without)) in [
+            ("simclr", plain_with_and_without_mixture(&simclr, &b)),
+            ("byol", plain_with_and_without_mixture(&byol, &b)),
+        ] {
+            match forward {
+                ViewForward::PerView => {
+                    assert_eq!(with, without, "{name}: the mixture moved the plain term")
+                }
+                ViewForward::Joint => assert!(
+                    (with - without).abs() > 1e-4,
+                    "{name}: joint forward should share statistics ({with} vs {without})"
+                ),
+            }
+        }
+    }
+}
+
+/// With a full queue, the mixture's code is computed with crop 0's queue, as crop 0's own code
+/// is (the reference passes the mixture in crop 0's slot): so the identity mixture's Un-Mix term
+/// still equals the plain loss. Before the fix the mixture's code ignored the queue.
+#[test]
+fn swav_mixture_codes_use_the_queue() {
+    let device = Device::flex().autodiff();
+    let mut model = SwavConfig {
+        prototypes: 10,
+        queue_len: 12,
+        epoch_queue_starts: 0,
+        ..SwavConfig::default()
+    }
+    .init(&encoder(), &device)
+    .unwrap();
+    let b = batch(&device, 2);
+    for step in 0..2 {
+        let out = model.forward_train(&b, None, &ctx(step));
+        model = model.after_step(out.state, &ctx(step));
+    }
+    // Other images in the queue than in the batch, so that the queue changes the codes.
+    let fresh = batch(&device, 2);
+    let identity = MixedBatch {
+        images: fresh.views[0].clone(),
+        lambda: 1.0,
+        kind: MixKind::Global,
+    };
+    let terms = |step| {
+        let out = model.forward_train(&fresh, Some(&identity), &ctx(step));
+        let get = |name| {
+            let (_, t) = out.terms.iter().find(|(n, _)| *n == name).unwrap();
+            t.clone().into_scalar::<f32>()
+        };
+        (get("plain"), get("mixed"))
+    };
+    let (plain_full, mixed_full) = terms(2);
+    assert!(
+        (plain_full - mixed_full).abs() < 1e-5,
+        "queue full: {plain_full} vs {mixed_full}"
+    );
+    // The queue is in use at step 2 (not at step 1, when 6 of its 12 rows are filled).
+    let (plain_filling, _) = terms(1);
+    assert!((plain_full - plain_filling).abs() > 1e-6);
+}

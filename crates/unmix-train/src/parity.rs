@@ -1,0 +1,227 @@
+//! Step-level parity with the PyTorch references in `docs/reference/`: one training step of a
+//! configured method, exactly as the loop runs it ([`crate::trainer::train_step`]), with every
+//! tensor the step reads and writes recorded in one safetensors file. A reference loads the
+//! initial weights, replays the step on the same input batch, mixture and shuffle-BN
+//! permutations, and compares its loss, gradients and updated state with ours
+//! (`docs/reference/parity.py`; `cargo xtask parity`).
+//!
+//! File layout (names are our module paths; linear weights in PyTorch's `[out, in]` layout):
+//!
+//! | tensor | what |
+//! |---|---|
+//! | `init/<path>` | every parameter and running state before the step (queue included) |
+//! | `input/view0`, `input/view1`, … | the step's augmented views `[N, 3, S, S]` |
+//! | `input/mixed` | the Un-Mix mixture of view 0, when enabled |
+//! | `input/shuffle0`, `input/shuffle1` | MoCo's shuffle-BN permutations of the two views' keys |
+//! | `grad/<path>` | the gradient of every trained parameter |
+//! | `after/<path>` | every parameter and running state after the step |
+//!
+//! Metadata: the resolved config (`config`, TOML), `lr`, `tau`, `lambda`, `mix_kind`, `loss`
+//! and each named loss term (`term/<name>`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::prelude::*;
+use safetensors::tensor::{Dtype, TensorView};
+use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
+use unmix_models::{NamedTensor, named_gradients, named_tensors};
+use unmix_ops::UnMix;
+
+use crate::TrainConfig;
+use crate::config::MethodTask;
+use crate::device::parse_device;
+use crate::error::TrainError;
+use crate::method::{Method, StepContext, param_ids};
+use crate::optim::build_optimizer;
+use crate::schedule::learning_rate;
+use crate::trainer::{load_sets, train_step};
+
+/// What [`record_step`] measured, besides the file.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// The step's loss.
+    pub loss: f64,
+    /// Tensors written.
+    pub tensors: usize,
+}
+
+/// Runs step 0 of `config` on its own device and writes the record to `out`.
+pub fn record_step(config: &TrainConfig, out: &Path) -> Result<StepRecord, TrainError> {
+    config.validate()?;
+    let device = parse_device(&config.run.device)?.autodiff();
+    device.seed(config.run.seed);
+    let (train_set, _) = load_sets(config)?;
+    struct Record<'a> {
+        config: &'a TrainConfig,
+        train_set: ImageSet,
+        device: &'a Device,
+        out: &'a Path,
+    }
+    impl MethodTask for Record<'_> {
+        type Output = StepRecord;
+        fn run<M: Method>(self, model: M) -> Result<StepRecord, TrainError> {
+            record_method(model, self.config, self.train_set, self.device, self.out)
+        }
+    }
+    config.method.build(
+        &config.model,
+        &device,
+        Record {
+            config,
+            train_set,
+            device: &device,
+            out,
+        },
+    )
+}
+
+fn record_method<M: Method>(
+    model: M,
+    config: &TrainConfig,
+    train_set: ImageSet,
+    device: &Device,
+    out: &Path,
+) -> Result<StepRecord, TrainError> {
+    let seed = config.run.seed;
+    let views = model
+        .views()
+        .iter()
+        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let loader = MultiViewLoader::new(
+        std::sync::Arc::new(train_set),
+        views,
+        config.optim.batch_size,
+        1,
+        seed,
+    )?;
+    // The loop's own first batch, mixture and schedule values.
+    let batch = loader
+        .epoch(0, 0)
+        .next()
+        .ok_or_else(|| {
+            TrainError::value(
+                "optim.batch_size",
+                config.optim.batch_size,
+                "expected at most as many samples as the training set holds",
+            )
+        })?
+        .to_device(device);
+    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
+    let mixed = unmix
+        .config()
+        .enabled
+        .then(|| unmix.apply(batch.views[0].clone(), 0));
+    let per_epoch = loader.batches_per_epoch();
+    let ctx = StepContext {
+        step: 0,
+        epoch: 0,
+        steps_per_epoch: per_epoch,
+        progress: 0.0,
+        seed,
+    };
+    let lr = learning_rate(&config.optim, 0, per_epoch);
+    let tau = model.momentum().map(|s| s.at(0.0));
+
+    let mut tensors: Vec<(String, NamedTensor)> = Vec::new();
+    let mut push = |prefix: &str, list: Vec<NamedTensor>| {
+        tensors.extend(
+            list.into_iter()
+                .map(|t| (format!("{prefix}/{}", t.path), t)),
+        );
+    };
+    push("init", named_tensors(&model));
+    let mut inputs: Vec<NamedTensor> = batch
+        .views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| image_tensor(&format!("view{i}"), v.clone()))
+        .collect();
+    if let Some(m) = &mixed {
+        inputs.push(image_tensor("mixed", m.images.clone()));
+    }
+    let n = batch.indices.len();
+    for view in 0..2u64 {
+        let perm = crate::moco::key_shuffle(seed, 0, view, n).permutation();
+        inputs.push(NamedTensor {
+            path: format!("shuffle{view}"),
+            shape: vec![n],
+            values: perm.into_iter().map(|i| i as f32).collect(),
+        });
+    }
+    push("input", inputs);
+
+    let mut optim = build_optimizer(&config.optim);
+    let all_params = param_ids(&model);
+    let mut grads = Vec::new();
+    let (model, step_out) = train_step(
+        model,
+        &batch,
+        mixed.as_ref(),
+        &ctx,
+        (&mut optim, lr, tau, &all_params),
+        |m, g| grads = named_gradients(m, g),
+    );
+    push("grad", grads);
+    push("after", named_tensors(&model));
+
+    let loss = step_out.loss.into_scalar::<f32>() as f64;
+    let mut meta: HashMap<String, String> = HashMap::from([
+        ("config".into(), config.to_toml()),
+        ("lr".into(), lr.to_string()),
+        ("tau".into(), tau.map_or("none".into(), |t| t.to_string())),
+        ("loss".into(), loss.to_string()),
+    ]);
+    if let Some(m) = &mixed {
+        meta.insert("lambda".into(), m.lambda.to_string());
+        meta.insert("mix_kind".into(), format!("{:?}", m.kind).to_lowercase());
+    }
+    for (name, t) in step_out.terms {
+        meta.insert(
+            format!("term/{name}"),
+            (t.into_scalar::<f32>() as f64).to_string(),
+        );
+    }
+    write_safetensors(out, &tensors, meta)?;
+    Ok(StepRecord {
+        loss,
+        tensors: tensors.len(),
+    })
+}
+
+fn image_tensor(name: &str, t: Tensor<4>) -> NamedTensor {
+    NamedTensor {
+        path: name.to_string(),
+        shape: t.dims().to_vec(),
+        values: t
+            .without_autodiff()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32 images"),
+    }
+}
+
+fn write_safetensors(
+    out: &Path,
+    tensors: &[(String, NamedTensor)],
+    meta: HashMap<String, String>,
+) -> Result<(), TrainError> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, t)| t.values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| {
+            TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| TrainError::value("parity tensor", name, &e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = safetensors::serialize(views, Some(meta))
+        .map_err(|e| TrainError::value("parity record", out.display(), &e.to_string()))?;
+    std::fs::write(out, data).map_err(|e| TrainError::io(out, e))
+}

@@ -1,0 +1,103 @@
+//! Step-level parity with our PyTorch references (`docs/reference/`): from identical weights,
+//! inputs, mixture and shuffle-BN permutations, one training step of ours and of the reference
+//! give the same loss, gradients, updated parameters, running statistics and queue
+//! (`docs/reference/parity.py` states the tolerances).
+//!
+//! Each case runs `unmix parity-step` on a config built from `configs/fashion_mnist/<base>.toml`
+//! (real images) and replays the record in Python. Skipped, with a message, when `python3` with
+//! `torch` is absent (CI installs no PyTorch). `cargo xtask parity` runs this test and prints the
+//! tables.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use unmix_train::TrainConfig;
+use unmix_train::config::MethodConfig;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn torch_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Records step 0 of `config` and replays it in the reference; panics with the reference's
+/// table when anything differs (`forward_only`: when the loss terms or the queue differ).
+fn check(name: &str, mut config: TrainConfig, forward_only: bool) {
+    let work = std::env::temp_dir().join(format!("unmix-parity-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    config.data.path = root().join(&config.data.path);
+    config.run.out_dir = work.join("runs");
+    let config_path = work.join("config.toml");
+    std::fs::write(&config_path, config.to_toml()).unwrap();
+    let record = work.join("step.safetensors");
+    let ours = Command::new(env!("CARGO_BIN_EXE_unmix"))
+        .arg("parity-step")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--out")
+        .arg(&record)
+        .output()
+        .unwrap();
+    assert!(
+        ours.status.success(),
+        "{name}: unmix parity-step failed:\n{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let reference = Command::new("python3")
+        .arg(root().join("docs/reference/parity.py"))
+        .arg(&record)
+        .args(forward_only.then_some("--forward-only"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&reference.stdout);
+    println!("{name}:{table}");
+    assert!(
+        reference.status.success(),
+        "{name}: the step differs from the PyTorch reference:\n{table}\n{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
+    std::fs::remove_dir_all(&work).ok();
+}
+
+fn config(base: &str) -> TrainConfig {
+    let mut c =
+        TrainConfig::load(&root().join(format!("configs/fashion_mnist/{base}.toml"))).unwrap();
+    c.data.train_per_class = Some(10);
+    c.data.test_per_class = Some(1);
+    c
+}
+
+/// The CIFAR demo's MoCo (symmetric, linear head, T 0.1, split BN 8, shuffle-BN) at width 8.
+fn moco_demo(unmix: bool) -> TrainConfig {
+    let mut c = config("moco_unmix");
+    c.unmix.enabled = unmix;
+    c.model.backbone.bn_splits = 8;
+    c.model.head = unmix_models::HeadConfig::Linear { out_dim: 128 };
+    if let MethodConfig::Moco(m) = &mut c.method {
+        m.symmetric = true;
+        m.temperature = 0.1;
+        m.queue_len = 128;
+    }
+    c
+}
+
+#[test]
+fn moco_steps_match_the_pytorch_reference() {
+    if !torch_available() {
+        eprintln!("skipped: python3 with torch is not installed (pip install torch)");
+        return;
+    }
+    check("moco_demo", moco_demo(false), false);
+    // The embedded set's MoCo: asymmetric, MLP head, split BN 2.
+    check("moco_fashion_mnist", config("moco"), false);
+    // With Un-Mix the loss terms and the queue agree, but the stem's and layer1's gradients
+    // differ from the reference by 0.1-1% of their scale (layer2 onwards agree to 1e-5): an open
+    // finding of issue 11, so only the forward half is asserted here.
+    check("moco_demo_unmix", moco_demo(true), true);
+    check("moco_fashion_mnist_unmix", config("moco_unmix"), true);
+}
