@@ -621,6 +621,65 @@ mod tests {
         assert_eq!(g.data, vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
     }
 
+    /// A crop resized as torchvision resizes a PIL image (`TF.resized_crop(img, 1, 2, 3, 4,
+    /// [5, 5], BILINEAR)`; PIL rounds to `u8`, so within 1.5/255). Reference (torchvision 0.2x):
+    /// ```python
+    /// v = np.array([(37*i + 11) % 256 for i in range(36)], np.uint8).reshape(6, 6)
+    /// out = TF.resized_crop(Image.fromarray(v), 1, 2, 3, 4, [5, 5], interpolation=BILINEAR)
+    /// ```
+    #[test]
+    fn resized_crop_matches_torchvision_on_pil() {
+        let src: Vec<u8> = (0..36).map(|i| ((37 * i + 11) % 256) as u8).collect();
+        let out = resized_crop(&Rgb::from_u8(&src, 1, 6, 6), 1, 2, 3, 4, 5);
+        let want = [
+            51, 77, 107, 136, 162, 37, 63, 93, 122, 148, 17, 43, 73, 102, 128, 150, 69, 53, 82,
+            108, 239, 86, 39, 68, 94,
+        ];
+        for (i, (&got, &w)) in out.data[..25].iter().zip(&want).enumerate() {
+            assert!(
+                (got * 255.0 - w as f32).abs() <= 1.5,
+                "pixel {i}: {} vs torchvision {w}",
+                got * 255.0
+            );
+        }
+    }
+
+    /// The distribution of `RandomResizedCrop(32)` boxes on a 32×32 source over 200,000 draws
+    /// matches torchvision's `get_params` (means and standard deviations of height, width, area,
+    /// top, left, and the share of full-image fallbacks; reference values from
+    /// `[rrc.get_params(Image.new("L", (32, 32)), (0.08, 1), (3/4, 4/3)) for _ in range(200000)]`
+    /// with `torch.manual_seed(0)`). Tolerances are about 5 standard errors of the difference of
+    /// two such samples.
+    #[test]
+    fn crop_box_distribution_matches_torchvision() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let n = 200_000;
+        let boxes: Vec<[f64; 6]> = (0..n)
+            .map(|_| {
+                let (t, l, h, w) =
+                    random_crop_box(32, 32, [0.08, 1.0], [3.0 / 4.0, 4.0 / 3.0], &mut rng);
+                let (t, l, h, w) = (t as f64, l as f64, h as f64, w as f64);
+                let full = if h == 32.0 && w == 32.0 { 1.0 } else { 0.0 };
+                [h, w, h * w, t, l, full]
+            })
+            .collect();
+        // (name, torchvision mean, std, tolerance of the mean, of the std)
+        let reference = [
+            ("h", 21.6866, 6.1472, 0.1, 0.1),
+            ("w", 21.6861, 6.1624, 0.1, 0.1),
+            ("area", 502.14, 246.1803, 4.0, 3.0),
+            ("top", 5.1553, 4.8258, 0.08, 0.08),
+            ("left", 5.1493, 4.8235, 0.08, 0.08),
+            ("full", 0.0021, 0.0459, 0.0008, 0.01),
+        ];
+        for (k, (name, mean, std, tol_mean, tol_std)) in reference.into_iter().enumerate() {
+            let m = boxes.iter().map(|b| b[k]).sum::<f64>() / n as f64;
+            let sd = (boxes.iter().map(|b| (b[k] - m).powi(2)).sum::<f64>() / n as f64).sqrt();
+            assert!((m - mean).abs() < tol_mean, "{name}: mean {m} vs {mean}");
+            assert!((sd - std).abs() < tol_std, "{name}: std {sd} vs {std}");
+        }
+    }
+
     /// Pure red, hue jitter and grayscale both always applied: grey first leaves the luma of red
     /// (0.299) everywhere, since a hue shift does nothing to grey; jitter first shifts the hue,
     /// which changes the luma before the conversion.

@@ -43,6 +43,6 @@ pub use heads::{HeadConfig, ProjectionHead};
 pub use momentum::{momentum_update, sync_running_stats};
 pub use named_tensors::{NamedTensor, named_gradients, named_tensors};
 pub use prototypes::Prototypes;
-pub use resnet::{Block, BlockKind, ResNet, ResNetConfig, Stem};
+pub use resnet::{Block, BlockKind, ResNet, ResNetConfig, Stem, StemInit};
 pub use shuffle_bn::ShuffleBn;
 pub use split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};

@@ -59,6 +59,22 @@ pub struct ResNetConfig {
     /// Split batch norm: sub-batches per batch (1 = plain batch norm; 8 in the CIFAR demo).
     #[serde(default = "one")]
     pub bn_splits: usize,
+    /// Initialisation of the stem convolution.
+    #[serde(default)]
+    pub stem_init: StemInit,
+}
+
+/// How the stem convolution starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StemInit {
+    /// As every other convolution: torchvision's Kaiming normal, fan-out.
+    #[default]
+    KaimingNormal,
+    /// PyTorch's default for a fresh `nn.Conv2d` (Kaiming uniform with a = √5, i.e.
+    /// `U(−1/√fan_in, 1/√fan_in)`): the Un-Mix / MoCo CIFAR demo builds torchvision's ResNet-18
+    /// and then replaces its stem with a new 3×3 convolution, which keeps this initialisation.
+    PytorchDefault,
 }
 
 fn three() -> usize {
@@ -78,6 +94,7 @@ impl ResNetConfig {
             stem: Stem::Cifar,
             in_channels: 3,
             bn_splits: 1,
+            stem_init: StemInit::KaimingNormal,
         }
     }
 
@@ -134,10 +151,22 @@ impl ResNetConfig {
     pub fn init(&self, device: &Device) -> Result<ResNet, ModelError> {
         self.validate()?;
         let bn = |c| SplitBatchNormConfig::new(c, self.bn_splits).init(device);
+        let stem_conv = |k, stride, pad| {
+            let c = conv_config(self.in_channels, self.width, k, stride, pad);
+            match self.stem_init {
+                StemInit::KaimingNormal => c,
+                // Burn's default is PyTorch's: bound = √3·gain/√fan_in with gain 1/√3.
+                StemInit::PytorchDefault => c.with_initializer(Initializer::KaimingUniform {
+                    gain: 1.0 / 3f64.sqrt(),
+                    fan_out_only: false,
+                }),
+            }
+            .init(device)
+        };
         let (conv1, maxpool) = match self.stem {
-            Stem::Cifar => (conv(self.in_channels, self.width, 3, 1, 1, device), None),
+            Stem::Cifar => (stem_conv(3, 1, 1), None),
             Stem::Imagenet => (
-                conv(self.in_channels, self.width, 7, 2, 3, device),
+                stem_conv(7, 2, 3),
                 Some(
                     MaxPool2dConfig::new([3, 3])
                         .with_strides([2, 2])
@@ -172,6 +201,11 @@ impl ResNetConfig {
 }
 
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
+    conv_config(cin, cout, k, stride, pad).init(device)
+}
+
+/// torchvision's convolution: no bias, Kaiming normal with fan-out.
+fn conv_config(cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Conv2dConfig {
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
@@ -180,7 +214,6 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &D
             gain: 2f64.sqrt(),
             fan_out_only: true,
         })
-        .init(device)
 }
 
 /// 1×1 convolution and batch norm on the shortcut when the shape changes.

@@ -276,3 +276,40 @@ fn resnet34_and_resnet50_have_the_published_shapes() {
     let y = narrow(r34).forward(Tensor::zeros([2, 3, 8, 8], &device));
     assert_eq!(y.dims(), [2, 16]);
 }
+
+/// `stem_init = "pytorch_default"` (the CIFAR demo's replaced stem): `U(−1/√fan_in, 1/√fan_in)`,
+/// standard deviation `1/√(3·fan_in)`; the default is torchvision's Kaiming normal with fan-out,
+/// standard deviation `√(2/fan_out)`. Width 64: fan_in 27, fan_out 576.
+#[test]
+fn stem_init_follows_the_configured_distribution() {
+    let device = Device::flex();
+    device.seed(5);
+    let stem = |stem_init| {
+        let net = ResNetConfig {
+            stem_init,
+            layers: vec![1, 1, 1, 1],
+            ..ResNetConfig::resnet18_cifar()
+        }
+        .init(&device)
+        .unwrap();
+        let w: Vec<f32> = net.conv1.weight.val().into_data().try_to_vec().unwrap();
+        let n = w.len() as f64;
+        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let std = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let max = w.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+        (std, max)
+    };
+    let (std, max) = stem(unmix_models::StemInit::PytorchDefault);
+    let bound = 1.0 / 27f64.sqrt();
+    assert!(max <= bound, "{max} beyond the bound {bound}");
+    // 1728 draws: the standard deviation is within ~5% (3 standard errors of 1.7%).
+    assert!(
+        (std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05,
+        "std {std}"
+    );
+    let (std, _) = stem(unmix_models::StemInit::KaimingNormal);
+    assert!(
+        (std / (2.0f64 / 576.0).sqrt() - 1.0).abs() < 0.05,
+        "std {std}"
+    );
+}

@@ -43,10 +43,12 @@ pub struct TrainConfig {
 }
 
 fn default_model() -> EncoderConfig {
-    // The Un-Mix CIFAR demo: ResNet-18 (CIFAR stem), fc 512→128, split BN with 8 splits.
+    // The Un-Mix CIFAR demo: ResNet-18 (CIFAR stem, kept at PyTorch's default initialisation),
+    // fc 512→128, split BN with 8 splits.
     EncoderConfig {
         backbone: ResNetConfig {
             bn_splits: 8,
+            stem_init: unmix_models::StemInit::PytorchDefault,
             ..ResNetConfig::resnet18_cifar()
         },
         head: HeadConfig::Linear { out_dim: 128 },
@@ -470,9 +472,35 @@ mod tests {
             (0.06, 512, 5e-4)
         );
         assert_eq!(c.model.backbone.bn_splits, 8);
+        assert_eq!(
+            c.model.backbone.stem_init,
+            unmix_models::StemInit::PytorchDefault
+        );
+        assert_eq!(c.optim.adam_eps, 1e-8);
         assert_eq!((c.unmix.p_global, c.unmix.beta), (0.5, 1.0));
         let again: TrainConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(again, c);
+    }
+
+    /// Shuffle-BN with one set of batch statistics would shuffle for nothing: a config error
+    /// naming the key and the way out.
+    #[test]
+    fn shuffle_bn_without_split_batch_norm_is_an_error() {
+        let text = |splits: usize| {
+            format!(
+                "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[model.backbone]\nlayers = [2, 2, 2, 2]\n\
+                 width = 8\nstem = \"cifar\"\nbn_splits = {splits}\n[model.head]\nkind = \"linear\"\n\
+                 out_dim = 16\n[method]\nkind = \"moco\"\nshuffle_bn = true\n"
+            )
+        };
+        let one: TrainConfig = toml::from_str(&text(1)).unwrap();
+        let err = one.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("method.shuffle_bn") && err.contains("bn_splits"),
+            "{err}"
+        );
+        let eight: TrainConfig = toml::from_str(&text(8)).unwrap();
+        eight.validate().unwrap();
     }
 
     #[test]

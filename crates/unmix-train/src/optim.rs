@@ -42,3 +42,42 @@ pub fn build_optimizer(o: &OptimConfig) -> ModuleOptimizer {
             .init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Param;
+    use burn::optim::GradientsParams;
+    use burn::prelude::*;
+
+    #[derive(burn::module::Module, Debug)]
+    struct One {
+        w: Param<Tensor<1>>,
+    }
+
+    /// Adam's first step moves a weight by `lr·ĝ/(|ĝ|+ε)` (bias corrections cancel). With a
+    /// gradient of 1e-6 that is `lr·0.99` at PyTorch's ε = 1e-8 and `lr·0.09` at Burn's default
+    /// 1e-5, so the step tells which ε the built optimiser uses.
+    #[test]
+    fn adam_uses_pytorchs_epsilon() {
+        let device = Device::flex().autodiff();
+        let model = One {
+            w: Param::from_tensor(Tensor::zeros([1], &device)),
+        };
+        let loss = model.w.val().mul_scalar(1e-6).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let config = OptimConfig {
+            optimizer: OptimizerKind::Adam,
+            weight_decay: 0.0,
+            ..OptimConfig::default()
+        };
+        let mut optim = build_optimizer(&config);
+        let model = optim.step(0.1, model, grads);
+        let moved: f32 = model.w.val().into_scalar();
+        let expected = -0.1 * 1e-6 / (1e-6 + 1e-8);
+        assert!(
+            (moved as f64 - expected).abs() < 1e-4,
+            "{moved} vs {expected}"
+        );
+    }
+}
