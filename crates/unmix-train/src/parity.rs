@@ -24,9 +24,8 @@ use std::path::Path;
 
 use burn::prelude::*;
 use safetensors::tensor::{Dtype, TensorView};
-use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
+use unmix_data::ImageSet;
 use unmix_models::{NamedTensor, named_gradients, named_tensors};
-use unmix_ops::UnMix;
 
 use crate::TrainConfig;
 use crate::config::MethodTask;
@@ -35,7 +34,7 @@ use crate::error::TrainError;
 use crate::method::{Method, StepContext, param_ids};
 use crate::optim::build_optimizer;
 use crate::schedule::learning_rate;
-use crate::trainer::{load_sets, train_step};
+use crate::trainer::{load_sets, loader_and_unmix, train_step};
 
 /// What [`record_step`] measured, besides the file.
 #[derive(Debug, Clone)]
@@ -84,18 +83,7 @@ fn record_method<M: Method>(
     out: &Path,
 ) -> Result<StepRecord, TrainError> {
     let seed = config.run.seed;
-    let views = model
-        .views()
-        .iter()
-        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let loader = MultiViewLoader::new(
-        std::sync::Arc::new(train_set),
-        views,
-        config.optim.batch_size,
-        1,
-        seed,
-    )?;
+    let (loader, unmix) = loader_and_unmix(&model, config, train_set)?;
     // The loop's own first batch, mixture and schedule values.
     let batch = loader
         .epoch(0, 0)
@@ -108,7 +96,6 @@ fn record_method<M: Method>(
             )
         })?
         .to_device(device);
-    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
     let mixed = unmix
         .config()
         .enabled

@@ -98,6 +98,30 @@ pub fn load_sets(config: &TrainConfig) -> Result<(ImageSet, ImageSet), TrainErro
     Ok((cut(train, d.train_per_class), cut(test, d.test_per_class)))
 }
 
+/// The run's multi-view loader (the method's crops of `train_set`) and its Un-Mix sampler, both
+/// seeded by `run.seed`.
+pub(crate) fn loader_and_unmix<M: Method>(
+    model: &M,
+    config: &TrainConfig,
+    train_set: ImageSet,
+) -> Result<(MultiViewLoader, UnMix), TrainError> {
+    let seed = config.run.seed;
+    let views = model
+        .views()
+        .iter()
+        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let loader = MultiViewLoader::new(
+        Arc::new(train_set),
+        views,
+        config.optim.batch_size,
+        config.data.num_workers,
+        seed,
+    )?;
+    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
+    Ok((loader, unmix))
+}
+
 /// Builds the configured method and trains it.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
@@ -129,19 +153,7 @@ pub fn train_method<M: Method>(
     let (train_set, test_set) = load_sets(config)?;
     let transform = ViewTransform::new(config.data.augmentation.clone())?;
     let seed = config.run.seed;
-    let views = model
-        .views()
-        .iter()
-        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let loader = MultiViewLoader::new(
-        Arc::new(train_set.clone()),
-        views,
-        config.optim.batch_size,
-        config.data.num_workers,
-        seed,
-    )?;
-    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
+    let (loader, unmix) = loader_and_unmix(&model, config, train_set.clone())?;
     let o = &config.optim;
     let mut optim = build_optimizer(o);
     let momentum = model.momentum();
