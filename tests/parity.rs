@@ -19,11 +19,16 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Whether `python3` with `torch` is installed; says the test is skipped when not.
 fn torch_available() -> bool {
-    Command::new("python3")
+    let found = Command::new("python3")
         .args(["-c", "import torch"])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipped: python3 with torch is not installed (pip install torch)");
+    }
+    found
 }
 
 /// Records step 0 of `config` and replays it in the reference; panics with the reference's
@@ -90,7 +95,6 @@ fn moco_demo(unmix: bool) -> TrainConfig {
 #[test]
 fn moco_steps_match_the_pytorch_reference() {
     if !torch_available() {
-        eprintln!("skipped: python3 with torch is not installed (pip install torch)");
         return;
     }
     check("moco_demo", moco_demo(false));
@@ -98,4 +102,34 @@ fn moco_steps_match_the_pytorch_reference() {
     // The embedded set's MoCo: asymmetric, MLP head, split BN 2.
     check("moco_fashion_mnist", config("moco"));
     check("moco_fashion_mnist_unmix", config("moco_unmix"));
+}
+
+/// SwAV at the embedded set's settings (LARS, two small crops), without warm-up so that step 0
+/// has a learning rate, and with the prototypes trained from step 0 unless `frozen`.
+fn swav(base: &str, frozen: bool) -> TrainConfig {
+    let mut c = config(base);
+    c.optim.warmup_epochs = 0.0;
+    if let MethodConfig::Swav(m) = &mut c.method
+        && !frozen
+    {
+        m.freeze_prototypes_steps = 0;
+    }
+    c
+}
+
+#[test]
+fn swav_steps_match_the_pytorch_reference() {
+    if !torch_available() {
+        return;
+    }
+    check("swav_fashion_mnist", swav("swav", false));
+    check("swav_fashion_mnist_unmix", swav("swav_unmix", false));
+    check("swav_fashion_mnist_unmix_frozen", swav("swav_unmix", true));
+    // The reverse term as the authors' formula states it, and split batch norm.
+    let mut formula = swav("swav_unmix", false);
+    formula.model.backbone.bn_splits = 2;
+    if let MethodConfig::Swav(m) = &mut formula.method {
+        m.reverse = unmix_losses::SwavReverse::Formula;
+    }
+    check("swav_fashion_mnist_unmix_formula_split_bn", formula);
 }

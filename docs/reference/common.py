@@ -62,7 +62,7 @@ class Relu:
     `flips` (a set of (call, index)) takes those elements' derivative from the other side of 0,
     as a float32 implementation that rounded x across 0 does."""
 
-    TIE = 1e-5
+    TIE = 1e-4
 
     def __init__(self):
         self.recording = False  # the parity check turns it on; training runs keep plain relu

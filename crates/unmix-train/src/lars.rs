@@ -74,17 +74,19 @@ impl Lars {
                 .add_scalar(c.eps),
         );
         if c.clip {
-            ratio = ratio.div_scalar(lr).clamp_max(1.0);
+            // At lr 0 (the first warm-up step) solo-learn's `min(ratio / lr, 1)` is `min(inf, 1)`
+            // = 1; dividing would give that too, except 0/0 for a zero tensor.
+            ratio = if lr > 0.0 {
+                ratio.div_scalar(lr).clamp_max(1.0)
+            } else {
+                ratio.ones_like()
+            };
         }
-        // Zero weights or zero gradients: the gradient is left as it is, without decay.
-        let active = p_norm
-            .greater_elem(0.0)
-            .float()
-            .mul(g_norm.greater_elem(0.0).float());
-        let scale = ratio
-            .mul(active.clone())
-            .add(active.clone().neg().add_scalar(1.0));
-        let decay = active.mul_scalar(c.weight_decay).reshape([1; D]);
+        // Zero weights or zero gradients: the gradient is left as it is, without decay. Chosen
+        // with a mask, not multiplied in, so a NaN ratio of an inactive tensor cannot leak.
+        let active = p_norm.greater_elem(0.0).bool_and(g_norm.greater_elem(0.0));
+        let scale = ratio.ones_like().mask_where(active.clone(), ratio);
+        let decay = active.float().mul_scalar(c.weight_decay).reshape([1; D]);
         grad.add(param.mul(decay)).mul(scale.reshape([1; D]))
     }
 }
@@ -161,9 +163,18 @@ mod tests {
         // Zero weights: gradient unchanged, no decay.
         let z = Tensor::<2>::zeros([1, 2], &device);
         assert_eq!(
-            values(lars(0.02, 0.1, false).adapt(0.5, z, g)),
+            values(lars(0.02, 0.1, false).adapt(0.5, z.clone(), g.clone())),
             vec![0.0, 2.0]
         );
+        // ...also at lr 0 with clipping (the first warm-up step), where the ratio 0/0 is NaN:
+        // it once leaked into every zero-initialised bias when biases were not excluded.
+        assert_eq!(
+            values(lars(0.02, 0.1, true).adapt(0.0, z, g.clone())),
+            vec![0.0, 2.0]
+        );
+        // An active tensor at lr 0: solo-learn's min(ratio / 0, 1) = 1, the decayed gradient.
+        let got = values(lars(0.02, 0.1, true).adapt(0.0, w, g));
+        assert!((got[0] - 0.3).abs() < 1e-6 && (got[1] - 2.4).abs() < 1e-6);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //!
 //! Un-Mix adds `λ·direct + (1−λ)·reverse` between the mixture of crop 0 and crop 1, with the
 //! reverse term either as the authors' code computes it or as their formula states
-//! ([`SwavReverse`]). The large crops and the mixture go through the network as one `3N` batch
-//! (batch norm over all three, as the reference's multi-resolution forward). Only clean large
+//! ([`SwavReverse`]). As the reference's multi-resolution forward, the large crops and the
+//! mixture go through the backbone as one `3N` batch (batch norm over all three), the small crops
+//! as another, and the head over all of them at once. Only clean large
 //! crops enter the queue (the reference also pushes mixtures; in its CIFAR script the queue is
 //! empty, §1.4.3).
 
@@ -141,11 +142,6 @@ pub struct Swav {
 }
 
 impl Swav {
-    /// Normalised embeddings of a batch of crops.
-    fn embed(&self, x: Tensor<4>) -> Tensor<2> {
-        l2_normalize(self.encoder.forward(x))
-    }
-
     /// Codes of large crop `crop`, with the queued embeddings' scores appended when the queue
     /// is given.
     fn code(&self, scores: Tensor<2>, crop: usize, queue: Option<&Tensor<3>>) -> Tensor<2> {
@@ -204,22 +200,29 @@ impl Method for Swav {
     ) -> StepOutput<Self::StepState> {
         let c = &self.config;
         let n = batch.indices.len();
-        let z_large = self.embed(views_and_mixture(batch, mixed));
-        let s_large = self.prototypes.forward(z_large.clone());
-        let chunk = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i * n, n);
-        let mut scores = vec![chunk(&s_large, 0), chunk(&s_large, 1)];
+        // The reference's multi-resolution forward: the backbone once per run of same-sized
+        // crops (large crops and mixture together, then the small ones), the head and its batch
+        // norm once over all of them (`src/resnet50.py::forward`).
+        let large = views_and_mixture(batch, mixed);
+        let n_large = large.dims()[0] / n;
+        let mut feats = vec![self.encoder.backbone.forward(large)];
         if batch.views.len() > 2 {
             let small = Tensor::cat(batch.views[2..].to_vec(), 0);
-            let s_small = self.prototypes.forward(self.embed(small));
-            scores.extend((0..batch.views.len() - 2).map(|i| chunk(&s_small, i)));
+            feats.push(self.encoder.backbone.forward(small));
         }
+        let z = l2_normalize(self.encoder.head.forward(Tensor::cat(feats, 0)));
+        let s = self.prototypes.forward(z.clone());
+        let chunk = |t: &Tensor<2>, i: usize| t.clone().narrow(0, i * n, n);
+        // Views 0 and 1, then the small crops; the mixture (chunk 2) only meets view 1.
+        let mut scores = vec![chunk(&s, 0), chunk(&s, 1)];
+        scores.extend((n_large..s.dims()[0] / n).map(|i| chunk(&s, i)));
         let queue = self.full_queue(ctx, n);
         let codes: Vec<(usize, Tensor<2>)> = (0..2)
             .map(|crop| (crop, self.code(scores[crop].clone(), crop, queue.as_ref())))
             .collect();
         let plain = swav_loss(&scores, &codes, c.temperature);
         let mixed = mixed.map(|m| {
-            let s_mix = chunk(&s_large, 2);
+            let s_mix = chunk(&s, 2);
             // The mixture takes crop 0's place in the reference's second `swav_loss` call, so
             // its code is computed with crop 0's queue too (`main_swav_unmix.py`).
             let code_mix = self.code(s_mix.clone(), 0, queue.as_ref());
@@ -232,7 +235,7 @@ impl Method for Swav {
             unmix_combine(direct, reverse, m.lambda)
         });
         let enqueue = (self.queue.is_some() && ctx.step >= self.queue_start(ctx))
-            .then(|| [chunk(&z_large, 0).detach(), chunk(&z_large, 1).detach()]);
+            .then(|| [chunk(&z, 0).detach(), chunk(&z, 1).detach()]);
         StepOutput::with_unmix(plain, mixed, enqueue)
     }
 
