@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use unmix_train::TrainConfig;
+use unmix_train::byol::MixBranch;
 use unmix_train::config::MethodConfig;
+use unmix_train::method::ViewForward;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -132,4 +134,60 @@ fn swav_steps_match_the_pytorch_reference() {
         m.reverse = unmix_losses::SwavReverse::Formula;
     }
     check("swav_fashion_mnist_unmix_formula_split_bn", formula);
+}
+
+/// SimCLR or BYOL at the embedded set's settings (Adam; BYOL's predictor at 10× the learning
+/// rate, τ 0.996), crops through the network as `forward` says, without warm-up so that step 0
+/// has a learning rate.
+fn two_view(base: &str, forward: ViewForward) -> TrainConfig {
+    let mut c = config(base);
+    c.optim.warmup_steps = 0;
+    match &mut c.method {
+        MethodConfig::Simclr(m) => m.forward = forward,
+        MethodConfig::Byol(m) => m.forward = forward,
+        other => panic!("{base}: not SimCLR or BYOL: {other:?}"),
+    }
+    c
+}
+
+#[test]
+fn simclr_steps_match_the_pytorch_reference() {
+    if !torch_available() {
+        return;
+    }
+    for (name, forward) in [
+        ("joint", ViewForward::Joint),
+        ("per_view", ViewForward::PerView),
+    ] {
+        check(&format!("simclr_{name}"), two_view("simclr", forward));
+        check(
+            &format!("simclr_{name}_unmix"),
+            two_view("simclr_unmix", forward),
+        );
+    }
+}
+
+#[test]
+fn byol_steps_match_the_pytorch_reference() {
+    if !torch_available() {
+        return;
+    }
+    for (name, forward) in [
+        ("joint", ViewForward::Joint),
+        ("per_view", ViewForward::PerView),
+    ] {
+        check(&format!("byol_{name}"), two_view("byol", forward));
+        check(
+            &format!("byol_{name}_unmix"),
+            two_view("byol_unmix", forward),
+        );
+    }
+    // Un-Mix through one branch only (Un-Mix issue #8).
+    for branch in [MixBranch::Online, MixBranch::Target] {
+        let mut c = two_view("byol_unmix", ViewForward::PerView);
+        if let MethodConfig::Byol(m) = &mut c.method {
+            m.mix_branch = branch;
+        }
+        check(&format!("byol_per_view_unmix_{branch:?}"), c);
+    }
 }

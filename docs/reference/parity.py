@@ -182,6 +182,10 @@ def optimizer(params, cfg, lr):
         return LARS(params, lr=lr, momentum=momentum, weight_decay=wd, eta=o.get("lars_eta", 0.02),
                     clip_lr=o.get("lars_clip", True),
                     exclude_bias_n_norm=o.get("lars_exclude_bias_and_norm", True))
+    if kind == "adam":
+        # L2 added to the gradient, as htdt's `Adam(weight_decay=...)`.
+        return torch.optim.Adam(params, lr=lr, betas=tuple(o.get("adam_betas", (0.9, 0.999))),
+                                eps=o.get("adam_eps", 1e-8), weight_decay=wd)
     raise SystemExit(f"optim.optimizer = {kind!r}: no reference optimiser here")
 
 
@@ -223,7 +227,93 @@ def swav(record, meta, cfg, report):
                   False, report, lr)
 
 
-METHODS = {"moco": moco, "swav": swav}
+def adam_on_our_gradients(record, cfg, modules, report):
+    """Adam's first step is `lr·g/(|g| + ε)`: where |g| is near ε a gradient's rounding error is
+    multiplied by `lr/ε` (300 at lr 3e-3, ε 1e-5), so the reference's own gradient would move
+    such an element differently from ours by far more than the gradients differ. With Adam the
+    reference's optimiser therefore steps on *our* gradients (already compared above), which
+    checks our Adam exactly; returns whether it did. `modules`: (module, record prefix) pairs."""
+    from common import torch_name
+
+    if cfg["optim"].get("optimizer", "sgd") != "adam":
+        return False
+    for module, prefix in modules:
+        named = dict(module.named_parameters())
+        for path, g in prefixed(record, "grad", prefix).items():
+            p = named[torch_name(path[len(prefix):])]
+            p.grad = g.to(p.dtype).clone()
+    report.note("Adam", "the reference's Adam steps on our gradients (compared above): near |g| = ε its "
+                "step magnifies a gradient's rounding error by lr/ε", ok=None)
+    return True
+
+
+def two_view_setup(ref, record, meta, modules):
+    """Loads our initial weights into the reference's `modules` ((module, record prefix) pairs),
+    puts it in train mode (float64 under PARITY_F64), and returns the record in that precision,
+    the two views, the mixture and λ (None without Un-Mix)."""
+    for module, prefix in modules:
+        load_into(module, record, f"init/{prefix}")
+    ref.train()
+    if DOUBLE:
+        ref.double()
+        record = {k: v.double() for k, v in record.items()}
+    mixed = record.get("input/mixed")
+    lam = float(meta["lambda"]) if mixed is not None else None
+    return record, record["input/view0"], record["input/view1"], mixed, lam
+
+
+def simclr(record, meta, cfg, report):
+    from simclr_pytorch import SimCLR
+
+    ref = SimCLR(cfg["model"], dict(cfg["method"]))
+    record, x0, x1, mixed, lam = two_view_setup(ref, record, meta, [(ref.encoder, "encoder.")])
+    lr = float(meta["lr"])
+    opt = optimizer(list(ref.parameters()), cfg, lr)
+
+    plain, mixed_loss = ref(x0, x1, mixed, lam)
+    backward_and_check_loss(opt, plain, mixed_loss, meta, report)
+    compare_gradients(record, ref.encoder, "encoder.", report)
+    ours = adam_on_our_gradients(record, cfg, [(ref.encoder, "encoder.")], report)
+    opt.step()
+    compare_state(record, ref.encoder, "encoder.", f"encoder after {cfg['optim'].get('optimizer', 'sgd')}",
+                  False, report, 0.0 if ours else lr)
+    compare_state(record, ref.encoder, "encoder.", "encoder BN running statistics", True, report)
+
+
+def byol(record, meta, cfg, report):
+    from byol_pytorch import BYOL
+
+    method = dict(cfg["method"])
+    ref = BYOL(cfg["model"], method)
+    record, x0, x1, mixed, lam = two_view_setup(
+        ref, record, meta, [(ref.online, "online."), (ref.predictor, "predictor."), (ref.target, "target.")])
+    lr, tau = float(meta["lr"]), float(meta["tau"])
+    # The predictor's own learning rate (solo-learn's `predictor_lr`, ours `predictor_lr_scale`).
+    opt = optimizer([{"params": list(ref.online.parameters())},
+                     {"params": list(ref.predictor.parameters()),
+                      "lr": lr * method.get("predictor_lr_scale", 1.0)}], cfg, lr)
+
+    plain, mixed_loss = ref(x0, x1, mixed, lam)
+    backward_and_check_loss(opt, plain, mixed_loss, meta, report)
+    compare_gradients(record, ref.online, "online.", report)
+    compare_gradients(record, ref.predictor, "predictor.", report)
+    ours = adam_on_our_gradients(record, cfg, [(ref.online, "online."), (ref.predictor, "predictor.")], report)
+    if ours:
+        lr = 0.0  # no gradient error to allow for in the steps below
+    opt.step()
+    ref.momentum_update(tau)  # htdt's `model.step(progress)` after the optimiser step
+    what = cfg["optim"].get("optimizer", "sgd")
+    compare_state(record, ref.online, "online.", f"online encoder after {what}", False, report, lr)
+    compare_state(record, ref.predictor, "predictor.", f"predictor after {what}", False, report,
+                  lr * method.get("predictor_lr_scale", 1.0))
+    compare_state(record, ref.target, "target.", f"target encoder after the momentum update (τ {tau})", False,
+                  report)
+    compare_state(record, ref.online, "online.", "online encoder BN running statistics", True, report)
+    report.note("target encoder BN running statistics", "ours moves them by EMA with the parameters, htdt "
+                "leaves them to the target's own forwards; never read (train mode)", ok=None)
+
+
+METHODS = {"moco": moco, "swav": swav, "simclr": simclr, "byol": byol}
 
 # How many standard errors a statistic of ours may sit from the reference's (about 120
 # statistics are tested per record).
@@ -243,7 +333,9 @@ def init_statistics(record, cfg, report):
     init_torchvision(ref, stem_default)
     state = ref.state_dict()
     worst, bad, count = None, [], 0
-    prefix = "init/encoder_q." if any(k.startswith("init/encoder_q.") for k in record) else "init/encoder."
+    # The trained encoder: MoCo's query encoder, BYOL's online one, else the only one.
+    prefix = next(p for p in ("init/encoder_q.", "init/online.", "init/encoder.")
+                  if any(k.startswith(p) for k in record))
     for name, ours in record.items():
         if not name.startswith(prefix) or "running_" in name:
             continue
