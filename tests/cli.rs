@@ -8,6 +8,12 @@ fn root() -> PathBuf {
 }
 
 fn unmix(args: &[&str]) -> (bool, String) {
+    let (code, text) = unmix_code(args);
+    (code == Some(0), text)
+}
+
+/// The exit code and everything printed.
+fn unmix_code(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_unmix"))
         .args(args)
         .current_dir(root())
@@ -15,7 +21,7 @@ fn unmix(args: &[&str]) -> (bool, String) {
         .expect("runs");
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    (out.status.code(), text)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -166,9 +172,162 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
     let (ok, text) = unmix(&["eval", "--checkpoint", ck.to_str().unwrap()]);
     assert!(ok, "{text}");
     assert!(text.contains("| weighted kNN"), "{text}");
-    let last_knn = full[3].rsplit(',').next().unwrap();
+    let last_knn: f64 = full[3].rsplit(',').next().unwrap().parse().unwrap();
     assert!(
-        text.contains(&format!("{last_knn}%")),
+        text.contains(&format!("{last_knn:.2}%")),
         "{text} vs {last_knn}"
     );
+}
+
+/// Everything under `dir` with its contents, to show a refused command changed nothing.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != ".lock") {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A directory holding a finished one-epoch run of `tiny_config(dir, extra)`.
+fn one_finished_epoch(name: &str, extra: &str) -> (PathBuf, String) {
+    let dir = tmp(name);
+    let cfg = tiny_config(&dir, extra).to_str().unwrap().to_string();
+    let (ok, text) = unmix(&["train", "--config", &cfg, "--stop-after", "1"]);
+    assert!(ok, "{text}");
+    (dir, cfg)
+}
+
+/// A fresh `train` on a directory holding another run refuses and names the ways out; with
+/// `--overwrite` the old run is moved aside, whole.
+#[test]
+fn a_fresh_run_never_overwrites_another_run() {
+    let (dir, cfg) = one_finished_epoch("occupied", "");
+    let before = snapshot(&dir.join("tiny"));
+    let (ok, text) = unmix(&["train", "--config", &cfg]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("--resume") && text.contains("--overwrite") && text.contains("run.name"),
+        "{text}"
+    );
+    assert_eq!(
+        snapshot(&dir.join("tiny")),
+        before,
+        "the refused run touched the old one"
+    );
+
+    let (ok, text) = unmix(&[
+        "train",
+        "--config",
+        &cfg,
+        "--overwrite",
+        "--stop-after",
+        "1",
+    ]);
+    assert!(ok, "{text}");
+    let aside: Vec<(PathBuf, Vec<u8>)> = snapshot(&dir.join("tiny.old-1"))
+        .into_iter()
+        .map(|(p, b)| {
+            (
+                dir.join("tiny")
+                    .join(p.strip_prefix(dir.join("tiny.old-1")).unwrap()),
+                b,
+            )
+        })
+        .collect();
+    assert_eq!(aside, before, "the old run was not moved aside intact");
+    assert!(dir.join("tiny/checkpoints/epoch-0001").is_dir());
+}
+
+/// `--resume` needs a checkpoint, and refuses settings that would change the run, naming the
+/// keys, or fewer epochs than were run; more epochs are fine. A refused resume changes nothing.
+#[test]
+fn resume_refuses_what_would_lose_or_change_the_run() {
+    let dir = tmp("resume-empty");
+    let cfg = tiny_config(&dir, "");
+    let (ok, text) = unmix(&["train", "--config", cfg.to_str().unwrap(), "--resume"]);
+    assert!(!ok);
+    assert!(text.contains("nothing to resume"), "{text}");
+    assert!(!dir.join("tiny/metrics.csv").exists());
+
+    let (dir, _) = one_finished_epoch("resume-changed", "");
+    let before = snapshot(&dir.join("tiny"));
+    let changed = tiny_config(&dir, "temperature = 0.5");
+    let text = std::fs::read_to_string(&changed)
+        .unwrap()
+        .replace("lr = 0.06", "lr = 0.1");
+    std::fs::write(&changed, text).unwrap();
+    let (ok, text) = unmix(&["train", "--config", changed.to_str().unwrap(), "--resume"]);
+    assert!(!ok);
+    assert!(
+        text.contains("method.temperature: 0.1 -> 0.5") && text.contains("optim.lr: 0.06 -> 0.1"),
+        "{text}"
+    );
+    assert_eq!(snapshot(&dir.join("tiny")), before);
+
+    let shorter = tiny_config(&dir, "");
+    let text = std::fs::read_to_string(&shorter)
+        .unwrap()
+        .replace("epochs = 2", "epochs = 1")
+        .replace("[eval]", "[eval]\nevery_epochs = 3");
+    std::fs::write(&shorter, &text).unwrap();
+    let (ok, out) = unmix(&["train", "--config", shorter.to_str().unwrap(), "--resume"]);
+    assert!(ok, "one epoch of one is done: nothing to run, {out}");
+    std::fs::write(&shorter, text.replace("epochs = 1", "epochs = 3")).unwrap();
+    let (ok, out) = unmix(&["train", "--config", shorter.to_str().unwrap(), "--resume"]);
+    assert!(ok, "{out}");
+    assert!(dir.join("tiny/checkpoints/epoch-0003").is_dir());
+    std::fs::write(&shorter, text.replace("epochs = 1", "epochs = 2")).unwrap();
+    let (ok, out) = unmix(&["train", "--config", shorter.to_str().unwrap(), "--resume"]);
+    assert!(!ok);
+    assert!(
+        out.contains("optim.epochs = 2") && out.contains("at least 3"),
+        "{out}"
+    );
+}
+
+/// A run whose loss turns NaN stops within one step with exit code 3, keeps the checkpoint of
+/// the last good epoch and writes none for the bad one. The learning rate is multiplied by
+/// 1e30 after epoch 1 (a step schedule), which makes the weights overflow.
+#[test]
+fn a_diverging_run_stops_and_keeps_its_good_checkpoint() {
+    let dir = tmp("diverge");
+    let cfg = tiny_config(&dir, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "lr = 0.06",
+        "lr = 0.06\nschedule = \"step\"\nmilestones = [1]\ngamma = 1e30",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let (code, text) = unmix_code(&["train", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("training diverged") && text.contains("(epoch 2)"),
+        "{text}"
+    );
+    let run = dir.join("tiny");
+    assert!(run.join("checkpoints/epoch-0001/model.bpk").exists());
+    assert!(!run.join("checkpoints/epoch-0002").exists());
+    assert_eq!(metrics(&run).len(), 3, "{:?}", metrics(&run)); // header, init, epoch 1
+}
+
+#[test]
+fn a_run_name_cannot_leave_out_dir() {
+    let dir = tmp("escape");
+    let cfg = tiny_config(&dir, "");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("name = \"tiny\"", "name = \"../../escaped\"");
+    std::fs::write(&cfg, text).unwrap();
+    let (ok, text) = unmix(&["train", "--config", cfg.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(text.contains("run.name"), "{text}");
+    assert!(!dir.join("../../escaped").exists());
 }

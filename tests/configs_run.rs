@@ -14,7 +14,7 @@ use unmix_data::ImageSet;
 use unmix_data::cifar::{write_cifar10, write_cifar100};
 use unmix_data::fashion_mnist::{self, Split};
 use unmix_train::TrainConfig;
-use unmix_train::trainer::{RunOptions, train};
+use unmix_train::{RunOptions, train};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -81,6 +81,8 @@ fn runs_every_config_of(dataset: &str) {
         config.model.backbone.width = 4;
         config.optim.batch_size = 16;
         config.run.out_dir = work.join("runs");
+        // One run directory per config: a directory belongs to one run.
+        config.run.name = path.file_stem().unwrap().to_string_lossy().into_owned();
         let options = RunOptions {
             device: Some("cpu".into()),
             quiet: true,
@@ -93,12 +95,13 @@ fn runs_every_config_of(dataset: &str) {
         assert_eq!(last.epoch, 1, "{what}");
         // 80 images, batch 16: five steps.
         assert_eq!(last.step, 5, "{what}");
-        assert!(last.loss.is_finite(), "{what}: loss {}", last.loss);
+        let loss = last.loss.unwrap();
+        assert!(loss.is_finite(), "{what}: loss {loss}");
         assert_eq!(
-            last.loss_mixed.is_finite(),
+            last.term("mixed").is_some(),
             config.unmix.enabled,
-            "{what}: Un-Mix terms {} with Un-Mix {}",
-            last.loss_mixed,
+            "{what}: Un-Mix terms {:?} with Un-Mix {}",
+            last.terms,
             config.unmix.enabled
         );
         assert!(

@@ -1,7 +1,9 @@
 //! It must learn: for every method, with and without Un-Mix, a short pre-training on real
 //! Fashion-MNIST images raises the weighted kNN accuracy clearly above the same encoder at
-//! random initialisation. SwAV does not yet (see below): its kNN tests are ignored and CI checks
-//! only that its loss goes down.
+//! random initialisation. Two exceptions, each explained below: SwAV does not yet (its kNN
+//! tests are ignored and its loss must go down), and BYOL needs longer than CI's budget (CI
+//! checks its loss goes down; `cargo xtask test --full`, i.e. `UNMIX_LEARNS=full`, checks its
+//! kNN gain and runs every test at the length docs/methods.md records).
 //!
 //! Each test runs the method's own config from `configs/fashion_mnist/` on part of the embedded
 //! set for a few epochs. Margins are about half the gain observed with exactly these settings
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use unmix_train::TrainConfig;
-use unmix_train::metrics::{EpochRecord, MetricsFile};
+use unmix_train::run::metrics::{EpochRecord, MetricsFile};
 
 /// Trains `configs/fashion_mnist/<name>.toml` on `per_class` images per class for `epochs`
 /// epochs, with the config's warm-up capped at `max_warmup_steps` (`None`: as configured), and
@@ -74,19 +76,60 @@ fn train(
     rows
 }
 
-/// Trains as [`train`] does and checks the kNN gain over random init.
-fn learns(
-    name: &str,
+/// How long a learn run is and the gain it must show.
+#[derive(Debug, Clone, Copy)]
+struct Length {
+    /// Training images per class.
     per_class: usize,
+    /// Epochs.
     epochs: usize,
-    max_warmup_steps: Option<usize>,
+    /// Required gain: kNN points for the kNN tests, loss units for the SwAV loss tests.
     margin: f64,
-) {
+}
+
+const fn len(per_class: usize, epochs: usize, margin: f64) -> Length {
+    Length {
+        per_class,
+        epochs,
+        margin,
+    }
+}
+
+/// What a learn test checks, at which length.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    /// The kNN top-1 gain over random init is at least `margin` points.
+    Knn(Length, Option<usize>),
+    /// The mean of the loss term `plain` falls by at least `margin` from the first epoch to
+    /// the last.
+    LossFalls(Length, Option<usize>),
+}
+
+/// Runs `short` unless `UNMIX_LEARNS=full` (`cargo xtask test --full`), then `full`. CI runs
+/// the short checks; the full ones are those docs/methods.md records.
+fn check(name: &str, short: Check, full: Check) {
+    let chosen = match std::env::var("UNMIX_LEARNS").as_deref() {
+        Ok("full") => full,
+        _ => short,
+    };
+    match chosen {
+        Check::Knn(length, warmup) => learns(name, length, warmup),
+        Check::LossFalls(length, warmup) => loss_falls(name, length, warmup),
+    }
+}
+
+/// Trains as [`train`] does and checks the kNN gain over random init.
+fn learns(name: &str, length: Length, max_warmup_steps: Option<usize>) {
+    let Length {
+        per_class,
+        epochs,
+        margin,
+    } = length;
     let (random_init, trained) =
         first_and_last_knn(name, &train(name, per_class, epochs, max_warmup_steps));
     let gain = trained - random_init;
     eprintln!(
-        "{name}: kNN top-1 random init {random_init:.2}%, trained {trained:.2}% ({gain:+.2} points)"
+        "{name} ({per_class}/class x {epochs} epochs): kNN top-1 random init {random_init:.2}%, trained {trained:.2}% ({gain:+.2} points)"
     );
     assert!(
         gain >= margin,
@@ -94,104 +137,138 @@ fn learns(
     );
 }
 
+/// Trains as [`train`] does and checks that the method's own loss term (`plain`, without the
+/// Un-Mix terms) falls by `margin` from the first epoch's mean to the last's.
+fn loss_falls(name: &str, length: Length, max_warmup_steps: Option<usize>) {
+    let Length {
+        per_class,
+        epochs,
+        margin,
+    } = length;
+    let rows = train(name, per_class, epochs, max_warmup_steps);
+    let loss: Vec<f64> = rows.iter().filter_map(|r| r.term("plain")).collect();
+    let (random_init, trained) = first_and_last_knn(name, &rows);
+    let (first, last) = (loss[0], loss[loss.len() - 1]);
+    eprintln!(
+        "{name} ({per_class}/class x {epochs} epochs): loss {first:.4} (epoch 1) -> {last:.4} (epoch {}); kNN top-1 {random_init:.2}% -> {trained:.2}%",
+        loss.len()
+    );
+    assert!(
+        first - last >= margin,
+        "{name}: the loss fell by {:.4} < {margin} ({first:.4} -> {last:.4})",
+        first - last
+    );
+}
+
 /// kNN top-1 at random init (epoch 0) and after the last epoch.
 fn first_and_last_knn(name: &str, rows: &[EpochRecord]) -> (f64, f64) {
-    let knn: Vec<f64> = rows
-        .iter()
-        .map(|r| r.knn_top1)
-        .filter(|v| v.is_finite())
-        .collect();
+    let knn: Vec<f64> = rows.iter().filter_map(|r| r.knn_top1).collect();
     assert!(knn.len() >= 2, "{name}: no kNN before and after training");
     (knn[0], knn[knn.len() - 1])
 }
 
-// Observed gains (docs/methods.md, "learns" table) → margins of about half.
+// Margins are about half the gain observed at exactly these settings (seed 0; docs/methods.md,
+// "learns"). The contrastive methods cap warm-up at 50 steps: one sized for 16 epochs would take
+// most of a run this short. BYOL at full length keeps its config's 500 steps (half of its
+// 1,000-step run): over three seeds BYOL + Un-Mix gained +5.2/+6.2/+1.7 points with it against
+// +5.5/+0.1/+0.3 with 50 (docs/methods.md, BYOL).
 //
-// The contrastive methods cap warm-up at 50 steps: one sized for 16 epochs would take most of a
-// run this short. BYOL keeps its config's 500 steps (half of its 1,000-step run): over three
-// seeds BYOL + Un-Mix gained +5.2/+6.2/+1.7 points with it against +5.5/+0.1/+0.3 with 50
-// (docs/methods.md, BYOL).
+// CI's budget (20 minutes on 2 cores, build included) leaves about 5 minutes for these runs.
+// BYOL needs about 1,000 steps before its kNN accuracy rises above random init (it first dips),
+// more than 7 minutes per run here, so CI checks that BYOL's regression loss falls over a short
+// run and `cargo xtask test --full` checks its kNN gain at full length.
+
+// BYOL's regression loss (2 − 2·cos, both directions) over 200 images per class × 2 epochs fell
+// by 0.287 and 0.246 (`byol`, seeds 0 and 1) and 0.279 (`byol_unmix`, seed 0), while its kNN
+// accuracy dipped, as it does early in every BYOL run here.
+const BYOL_FALL: f64 = 0.12;
+const BYOL_UNMIX_FALL: f64 = 0.12;
 
 /// The contrastive methods' warm-up cap.
 const SHORT_WARMUP: Option<usize> = Some(50);
-/// BYOL's: none, the config's own warm-up.
+/// BYOL's at full length: none, the config's own warm-up.
 const CONFIG_WARMUP: Option<usize> = None;
 
 #[test]
 fn byol_unmix_learns() {
-    learns("byol_unmix", 400, 8, CONFIG_WARMUP, 2.6);
+    check(
+        "byol_unmix",
+        Check::LossFalls(len(200, 2, BYOL_UNMIX_FALL), SHORT_WARMUP),
+        Check::Knn(len(400, 8, 2.6), CONFIG_WARMUP),
+    );
 }
 
 #[test]
 fn byol_learns() {
-    learns("byol", 400, 8, CONFIG_WARMUP, 2.2);
+    check(
+        "byol",
+        Check::LossFalls(len(200, 2, BYOL_FALL), SHORT_WARMUP),
+        Check::Knn(len(400, 8, 2.2), CONFIG_WARMUP),
+    );
 }
 
 #[test]
 fn moco_unmix_learns() {
-    learns("moco_unmix", 300, 8, SHORT_WARMUP, 4.5);
+    check(
+        "moco_unmix",
+        Check::Knn(len(300, 4, 3.2), SHORT_WARMUP),
+        Check::Knn(len(300, 8, 4.5), SHORT_WARMUP),
+    );
 }
 
 #[test]
 fn moco_learns() {
-    learns("moco", 300, 8, SHORT_WARMUP, 6.0);
+    check(
+        "moco",
+        Check::Knn(len(300, 4, 4.3), SHORT_WARMUP),
+        Check::Knn(len(300, 8, 6.0), SHORT_WARMUP),
+    );
 }
 
 #[test]
 fn simclr_unmix_learns() {
-    learns("simclr_unmix", 200, 3, SHORT_WARMUP, 4.4);
+    let both = Check::Knn(len(200, 3, 4.4), SHORT_WARMUP);
+    check("simclr_unmix", both, both);
 }
 
 #[test]
 fn simclr_learns() {
-    learns("simclr", 200, 3, SHORT_WARMUP, 3.5);
+    let both = Check::Knn(len(200, 3, 3.5), SHORT_WARMUP);
+    check("simclr", both, both);
 }
 
 // SwAV does not beat random init on kNN at this scale, with or without Un-Mix, although one
 // step matches the PyTorch reference (tests/parity.rs): measured in docs/methods.md ("SwAV at CPU
 // scale"). The kNN tests stay, ignored, for `cargo test -- --ignored`; until SwAV learns here,
-// CI checks the weaker property below, that its swapped-prediction loss goes down.
+// the tests below check the weaker property that its swapped-prediction loss goes down.
 #[test]
 #[ignore = "SwAV does not beat random init on kNN at CPU scale (docs/methods.md)"]
 fn swav_unmix_learns() {
-    learns("swav_unmix", 200, 3, SHORT_WARMUP, 2.5);
+    learns("swav_unmix", len(200, 3, 2.5), SHORT_WARMUP);
 }
 
 #[test]
 #[ignore = "SwAV does not beat random init on kNN at CPU scale (docs/methods.md)"]
 fn swav_learns() {
-    learns("swav", 200, 3, SHORT_WARMUP, 3.7);
+    learns("swav", len(200, 3, 3.7), SHORT_WARMUP);
 }
 
-/// The swapped-prediction loss (without the Un-Mix term) falls by `margin` from the first
-/// epoch's mean to the last's.
-fn swav_loss_falls(name: &str, margin: f64) {
-    let rows = train(name, 200, 3, SHORT_WARMUP);
-    let loss: Vec<f64> = rows
-        .iter()
-        .map(|r| r.loss_plain)
-        .filter(|v| v.is_finite())
-        .collect();
-    let (random_init, trained) = first_and_last_knn(name, &rows);
-    let (first, last) = (loss[0], loss[loss.len() - 1]);
-    eprintln!(
-        "{name}: swapped-prediction loss {first:.4} (epoch 1) -> {last:.4} (epoch {}); kNN top-1 {random_init:.2}% -> {trained:.2}%",
-        loss.len()
-    );
-    assert!(
-        first - last >= margin,
-        "{name}: the SwAV loss fell by {:.4} < {margin} ({first:.4} -> {last:.4})",
-        first - last
-    );
-}
-
-// Observed falls over seeds 0 and 1: 0.349 and 0.337 (`swav`), 0.229 and 0.285 (`swav_unmix`).
+// Observed falls: 3 epochs, seeds 0 and 1: 0.349 and 0.337 (`swav`), 0.229 and 0.285
+// (`swav_unmix`); 2 epochs, seed 0: 0.337 (`swav`), 0.198 (`swav_unmix`).
 #[test]
 fn swav_loss_goes_down() {
-    swav_loss_falls("swav", 0.15);
+    check(
+        "swav",
+        Check::LossFalls(len(200, 2, 0.15), SHORT_WARMUP),
+        Check::LossFalls(len(200, 3, 0.15), SHORT_WARMUP),
+    );
 }
 
 #[test]
 fn swav_unmix_loss_goes_down() {
-    swav_loss_falls("swav_unmix", 0.12);
+    check(
+        "swav_unmix",
+        Check::LossFalls(len(200, 2, 0.10), SHORT_WARMUP),
+        Check::LossFalls(len(200, 3, 0.12), SHORT_WARMUP),
+    );
 }

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use unmix_train::TrainConfig;
-use unmix_train::byol::MixBranch;
-use unmix_train::config::MethodConfig;
 use unmix_train::method::ViewForward;
+use unmix_train::methods::MethodConfig;
+use unmix_train::methods::byol::MixBranch;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

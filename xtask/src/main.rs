@@ -7,8 +7,10 @@
 //! - `bench`: the backend and training-step benchmarks (`docs/benchmarks.md`).
 //! - `parity`: step-level parity of our methods with the PyTorch references in
 //!   `docs/reference/` (`tests/parity.rs`; skipped with a message without Python and torch).
-//! - `test`: the whole CI: fmt, clippy `-D warnings` with the `cuda` and `wgpu` features
-//!   compiled in (their type check), and every test.
+//! - `test [--full]`: the whole CI: fmt, then one build of every target under clippy
+//!   (`-D warnings`) that also runs every test; `--full` runs the learn tests at full length.
+//! - `check-backends`: clippy with the `cuda` and `wgpu` features compiled in (their type
+//!   check; a second compilation of the dependency tree, so not part of `test`).
 
 use std::process::{Command, ExitCode};
 
@@ -16,15 +18,23 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn run(mut cmd: Command) -> Result<(), String> {
+/// A failed command: its message and the exit code to pass on (`unmix` exits 3 when a run
+/// diverges; scripts can tell that from other failures).
+struct Failed(String, u8);
+
+fn run(mut cmd: Command) -> Result<(), Failed> {
     eprintln!("$ {cmd:?}");
     let status = cmd
         .status()
-        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+        .map_err(|e| Failed(format!("could not start {cmd:?}: {e}"), 1))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{cmd:?} failed with {status}"))
+        let code = status
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .unwrap_or(1);
+        Err(Failed(format!("{cmd:?} failed with {status}"), code))
     }
 }
 
@@ -38,12 +48,35 @@ fn feature_for(device: &str) -> Option<&'static str> {
     }
 }
 
-fn unmix(args: &[String], release: bool) -> Result<(), String> {
+fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
     let device = args
         .iter()
         .position(|a| a == "--device")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    // Build first, with cargo's own progress (crate count and the crate being compiled): on a
+    // fresh clone Burn takes minutes to build, and a silent screen looks like a hang.
+    let mut build = cargo();
+    build.args(["build", "-p", "unmix-train", "--bin", "unmix"]);
+    if release {
+        build.arg("--release");
+    }
+    if let Some(f) = device.as_deref().and_then(feature_for) {
+        build.args(["--features", f]);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    if !std::path::Path::new(&target)
+        .join("debug")
+        .join("unmix")
+        .exists()
+        && !release
+    {
+        eprintln!(
+            "building unmix: the first build compiles Burn and takes about 10 minutes on 2 cores; \
+             later runs start at once"
+        );
+    }
+    run(build)?;
     let mut cmd = cargo();
     cmd.args(["run", "--quiet", "-p", "unmix-train", "--bin", "unmix"]);
     if release {
@@ -56,15 +89,58 @@ fn unmix(args: &[String], release: bool) -> Result<(), String> {
     run(cmd)
 }
 
-fn test() -> Result<(), String> {
+/// The whole CI, on one build of the workspace.
+///
+/// Lints come from building the tests under `clippy-driver` (as `RUSTC_WORKSPACE_WRAPPER`, the
+/// way `cargo clippy` itself runs it, with `-D warnings`): one compilation of every target both
+/// lints and produces the test binaries, where `cargo clippy` followed by `cargo test` compiled
+/// the dependency tree twice (check mode, then code generation). `full` also runs the
+/// full-length learn tests (`UNMIX_LEARNS=full`, see `tests/learns.rs`).
+fn test(full: bool) -> Result<(), Failed> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt)?;
-    // One clippy pass over every target with every buildable backend compiled in: it is the
-    // type check of the `cuda` and `wgpu` features too, and lints their code. Checking them in
-    // separate `cargo check` runs rebuilt the whole dependency tree twice (each feature set
-    // changes features of shared crates). On a clean clone the old clippy pass and the two
-    // checks took 12 min 54 s; this one pass takes 8 min 20 s.
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]);
+    tests.env("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?);
+    tests.env(
+        "CLIPPY_ARGS",
+        "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+    );
+    if full {
+        tests.env("UNMIX_LEARNS", "full");
+    }
+    run(tests)
+}
+
+/// `clippy-driver` of the active toolchain.
+fn clippy_driver() -> Result<std::path::PathBuf, Failed> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| Failed(format!("could not run {rustc}: {e}"), 1))?;
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let driver = std::path::Path::new(&sysroot)
+        .join("bin")
+        .join(format!("clippy-driver{}", std::env::consts::EXE_SUFFIX));
+    if driver.exists() {
+        Ok(driver)
+    } else {
+        Err(Failed(
+            format!(
+                "{} not found: install clippy (`rustup component add clippy`)",
+                driver.display()
+            ),
+            1,
+        ))
+    }
+}
+
+/// Clippy over every target with the `cuda` and `wgpu` backends compiled in: the type check and
+/// lint of their code. Not part of `test` (it compiles the dependency tree a second time, with
+/// both GPU stacks: about 8 minutes on 2 cores).
+fn check_backends() -> Result<(), Failed> {
     let mut clippy = cargo();
     clippy.args([
         "clippy",
@@ -81,20 +157,17 @@ fn test() -> Result<(), String> {
     // package registries cannot fetch it. Both build scripts skip that native setup under
     // DOCS_RS, which is all a type check needs (nothing is linked).
     clippy.env("DOCS_RS", "1");
-    run(clippy)?;
-    let mut tests = cargo();
-    tests.args(["test", "--workspace"]);
-    run(tests)?;
-    Ok(())
+    run(clippy)
 }
 
 const HELP: &str = "cargo xtask <task>
-  train --config FILE [--device cpu|cuda|wgpu] [--resume] [--stop-after N] [--release]
+  train --config FILE [--device cpu|cuda|wgpu] [--resume | --overwrite] [--stop-after N] [--release]
   eval --checkpoint DIR [--device D]
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D]
   parity
-  test";
+  test [--full]
+  check-backends";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -133,7 +206,8 @@ fn main() -> ExitCode {
             ]);
             run(cmd)
         }
-        Some("test") => test(),
+        Some("test") => test(rest.iter().any(|a| a == "--full")),
+        Some("check-backends") => check_backends(),
         _ => {
             eprintln!("{HELP}");
             return ExitCode::from(if args.is_empty() { 0 } else { 2 });
@@ -141,9 +215,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+        Err(Failed(message, code)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(code.max(1))
         }
     }
 }

@@ -2,6 +2,8 @@
 //! (`../shared/SPEC.md` §4).
 //!
 //! - Formats: [`idx`] (MNIST/Fashion-MNIST IDX, gzip or raw), [`cifar`] (CIFAR-10/100 binary).
+//! - [`DataConfig`]: the `[data]` table of a run (which dataset, where, how much of it) and
+//!   loading its training and evaluation sets.
 //! - [`ImageSet`]: an in-memory `u8` image set with optional labels, the common currency.
 //! - [`fashion_mnist`]: the Fashion-MNIST subset embedded in the repository, checked against
 //!   its SHA-256 sums.
@@ -14,6 +16,7 @@
 pub mod augment;
 pub mod checksum;
 pub mod cifar;
+mod dataset;
 mod error;
 pub mod fashion_mnist;
 pub mod idx;
@@ -21,6 +24,7 @@ mod image_set;
 pub mod loader;
 
 pub use augment::{AugmentationConfig, ColorOrder, ViewTransform};
+pub use dataset::{Cifar100Labels, DataConfig, DatasetKind};
 pub use error::DataError;
 pub use image_set::ImageSet;
 pub use loader::{HostBatch, MultiViewBatch, MultiViewLoader};

@@ -42,6 +42,40 @@ pub enum TrainError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The run directory cannot be used as asked (holds another run, is locked, has nothing
+    /// to resume).
+    #[error("{path}: {message}")]
+    RunDir {
+        /// The run directory.
+        path: PathBuf,
+        /// What is wrong and the ways out.
+        message: String,
+    },
+    /// `--resume` with settings that would change the run.
+    #[error(
+        "{path}: the checkpoint was written with other settings: {}; resume with the \
+         recorded config.toml, or start a new run",
+        keys.join(", ")
+    )]
+    ChangedOnResume {
+        /// The checkpoint.
+        path: PathBuf,
+        /// `key: recorded -> now`, one per difference.
+        keys: Vec<String>,
+    },
+    /// The loss became NaN or infinite; the run stopped before checkpointing that epoch.
+    #[error(
+        "the loss is {loss} at step {step} (epoch {epoch}): training diverged; the last \
+         finished checkpoint is kept"
+    )]
+    Diverged {
+        /// The step (0-based) whose loss was not finite.
+        step: u64,
+        /// Its epoch (1-based).
+        epoch: usize,
+        /// The loss.
+        loss: f64,
+    },
     /// A checkpoint is missing, incomplete or does not match the config.
     #[error("{path}: {message}")]
     Checkpoint {
@@ -53,6 +87,15 @@ pub enum TrainError {
 }
 
 impl TrainError {
+    /// The process exit code the `unmix` command uses for this error: 3 for a diverged run, 1
+    /// for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            TrainError::Diverged { .. } => 3,
+            _ => 1,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         TrainError::Io {
             path: path.into(),

@@ -1,37 +1,31 @@
 //! Self-supervised pre-training with Un-Mix: methods, the training loop, kNN evaluation,
-//! checkpoints and the `unmix` command line (`../shared/SPEC.md` §2, §5, §7).
+//! checkpoints (`../shared/SPEC.md` §2, §5, §7). The `unmix` command line is this crate's
+//! binary (`src/bin/unmix/`).
 //!
-//! - [`config`]: the TOML run configuration, with the papers' defaults.
-//! - [`device`]: `--device cpu|cuda|wgpu` to a Burn [`burn::prelude::Device`].
-//! - [`method`]: the [`Method`] trait every self-supervised method implements, one file each:
-//!   [`moco`] (v1/v2, symmetric CIFAR-demo form), [`simclr`], [`byol`], [`swav`].
-//! - [`trainer`]: the loop (Un-Mix step, optimiser, progress bar, metrics CSV, checkpoints,
-//!   resume); [`optim`]: SGD, [`lars`] and Adam from `[optim]`; [`schedule`]: warm-up, cosine
-//!   and step learning rates and the momentum τ schedule; [`checkpoint`]: atomic checkpoints;
-//!   [`knn`]: the weighted kNN monitor.
-//! - [`bench`]: timing of training steps per backend; [`parity`]: one recorded training step
-//!   for the PyTorch references' step-level comparison.
-//! - [`cli`]: `unmix train|eval|cut-fashion-mnist`.
+//! - [`Method`] ([`method`]): the trait every self-supervised method implements, and what it
+//!   exchanges with the loop.
+//! - [`methods`]: one file per method ([`methods::moco`] v1/v2 and the symmetric CIFAR-demo
+//!   form, [`methods::simclr`], [`methods::byol`], [`methods::swav`]) and the `[method]` table
+//!   that builds one.
+//! - [`TrainConfig`] ([`config`]): a whole run, composed of the tables of the crates below it
+//!   (`[data]` from `unmix-data`, `[model]` from `unmix-models`, `[unmix]` from `unmix-ops`)
+//!   and of this crate's `[method]`, `[optim]` and `[eval]`.
+//! - [`optim`]: SGD, LARS and Adam, the learning-rate and momentum schedules, parameter groups.
+//! - [`run`]: [`train`] a config (the loop, run directories, checkpoints, metrics, resume) and
+//!   [`run::parity`], one recorded step for the PyTorch references.
+//! - [`eval`]: the weighted kNN monitor and [`eval::evaluate_checkpoint`].
+//! - [`device`]: `cpu|cuda|wgpu` names to a Burn [`burn::prelude::Device`].
 
-pub mod bench;
-pub mod byol;
-pub mod checkpoint;
-pub mod cli;
 pub mod config;
 pub mod device;
 mod error;
-pub mod knn;
-pub mod lars;
+pub mod eval;
 pub mod method;
-pub mod metrics;
-pub mod moco;
+pub mod methods;
 pub mod optim;
-pub mod parity;
-pub mod schedule;
-pub mod simclr;
-pub mod swav;
-pub mod trainer;
+pub mod run;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
 pub use method::{Method, ParamGroup, StepContext, StepOutput, ViewSpec};
+pub use run::{RunOptions, TrainOutcome, train};

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use unmix_data::{AugmentationConfig, MultiViewBatch};
 use unmix_ops::MixedBatch;
 
-pub use crate::schedule::MomentumSchedule;
+pub use crate::optim::schedule::MomentumSchedule;
 
 /// Where the run is.
 #[derive(Debug, Clone, Copy)]

@@ -6,10 +6,7 @@ use burn::prelude::*;
 use unmix_data::MultiViewBatch;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 use unmix_ops::{MixKind, MixedBatch};
-use unmix_train::byol::ByolConfig;
-use unmix_train::moco::MocoConfig;
-use unmix_train::simclr::SimclrConfig;
-use unmix_train::swav::SwavConfig;
+use unmix_train::methods::{ByolConfig, MocoConfig, SimclrConfig, SwavConfig};
 use unmix_train::{Method, ParamGroup, StepContext};
 
 fn encoder() -> EncoderConfig {
@@ -214,7 +211,7 @@ fn save_load_evaluate_gives_bit_identical_features() {
     let device = Device::flex().autodiff();
     let b = batch(&device, 2);
     let x = b.views[0].clone().without_autodiff();
-    let features = |m: &unmix_train::simclr::Simclr| {
+    let features = |m: &unmix_train::methods::Simclr| {
         let (backbone, projection) = m.valid().features(x.clone());
         [backbone, projection].map(|t| t.into_data().try_to_vec::<f32>().unwrap())
     };
@@ -225,16 +222,20 @@ fn save_load_evaluate_gives_bit_identical_features() {
     let _ = model.forward_train(&b, None, &ctx(0));
     let dir = std::env::temp_dir().join(format!("unmix-ckpt-sync-{}", std::process::id()));
     let optim = burn::optim::SgdConfig::new().init();
-    let state = unmix_train::checkpoint::LoopState {
+    let config: unmix_train::TrainConfig = toml::from_str(
+        "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"simclr\"\n",
+    )
+    .unwrap();
+    let state = unmix_train::run::checkpoint::LoopState {
         epoch: 1,
         step: 1,
         seed: 1,
         knn_random_init: None,
         knn_top1: None,
     };
-    let saved = unmix_train::checkpoint::save(&dir, &model, &optim, &state).unwrap();
+    let saved = unmix_train::run::checkpoint::save(&dir, &model, &optim, &state, &config).unwrap();
     let fresh = SimclrConfig::default().init(&encoder(), &device).unwrap();
-    let loaded = unmix_train::checkpoint::load_model(&saved, fresh).unwrap();
+    let loaded = unmix_train::run::checkpoint::load_model(&saved, fresh).unwrap();
     let trained = features(&model);
     assert_ne!(trained, before, "the forward moved no running statistics");
     assert_eq!(

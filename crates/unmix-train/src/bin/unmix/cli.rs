@@ -4,22 +4,22 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::TrainConfig;
-use crate::error::TrainError;
-use crate::trainer::{RunOptions, evaluate_checkpoint, train};
+use unmix_train::eval::{FeatureKind, evaluate_checkpoint};
+use unmix_train::run::checkpoint;
+use unmix_train::{RunOptions, TrainConfig, TrainError, train};
 
 /// Self-supervised pre-training with Un-Mix.
 #[derive(Debug, Parser)]
 #[command(name = "unmix", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The task.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Tasks.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Pre-train with a config, evaluating with kNN at random init and during training.
     Train {
         /// The run config (TOML).
@@ -31,6 +31,10 @@ pub enum Command {
         /// Continue from the run directory's latest checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Start afresh even if the run directory holds a run, moving that run aside to
+        /// `<name>.old-N` first.
+        #[arg(long, conflicts_with = "resume")]
+        overwrite: bool,
         /// Stop after this many epochs in this invocation (resume later with --resume).
         #[arg(long)]
         stop_after: Option<usize>,
@@ -87,12 +91,13 @@ pub enum Command {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<(), TrainError> {
+pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
     match cli.command {
         Command::Train {
             config,
             device,
             resume,
+            overwrite,
             stop_after,
             out_dir,
         } => {
@@ -105,6 +110,7 @@ pub fn run(cli: Cli) -> Result<(), TrainError> {
                 &RunOptions {
                     device,
                     resume,
+                    overwrite,
                     quiet: false,
                     stop_after,
                 },
@@ -137,7 +143,7 @@ pub fn run(cli: Cli) -> Result<(), TrainError> {
             let dir = if checkpoint.join("state.json").exists() {
                 checkpoint
             } else {
-                crate::checkpoint::latest(&checkpoint)?.ok_or_else(|| TrainError::Checkpoint {
+                checkpoint::latest(&checkpoint)?.ok_or_else(|| TrainError::Checkpoint {
                     path: checkpoint.clone(),
                     message: "no finished checkpoint here".into(),
                 })?
@@ -171,7 +177,7 @@ pub fn run(cli: Cli) -> Result<(), TrainError> {
         }
         Command::ParityStep { config, out } => {
             let cfg = TrainConfig::load(&config)?;
-            let r = crate::parity::record_step(&cfg, &out)?;
+            let r = unmix_train::run::parity::record_step(&cfg, &out)?;
             println!(
                 "step 0: loss {:.6}; {} tensors written to {}",
                 r.loss,
@@ -196,7 +202,7 @@ pub fn run(cli: Cli) -> Result<(), TrainError> {
 
 fn feature_name(cfg: &TrainConfig) -> &'static str {
     match cfg.eval.features {
-        crate::config::FeatureKind::Projection => "projection",
-        crate::config::FeatureKind::Backbone => "backbone",
+        FeatureKind::Projection => "projection",
+        FeatureKind::Backbone => "backbone",
     }
 }

@@ -1,5 +1,5 @@
 //! Step-level parity with the PyTorch references in `docs/reference/`: one training step of a
-//! configured method, exactly as the loop runs it ([`crate::trainer::train_step`]), with every
+//! configured method, exactly as the loop runs it ([`crate::run::train_step`]), with every
 //! tensor the step reads and writes recorded in one safetensors file. A reference loads the
 //! initial weights, replays the step on the same input batch, mixture and shuffle-BN
 //! permutations, and compares its loss, gradients and updated state with ours
@@ -28,13 +28,13 @@ use unmix_data::ImageSet;
 use unmix_models::{NamedTensor, named_gradients, named_tensors};
 
 use crate::TrainConfig;
-use crate::config::MethodTask;
 use crate::device::parse_device;
 use crate::error::TrainError;
 use crate::method::{Method, StepContext, param_ids};
+use crate::methods::MethodTask;
 use crate::optim::build_optimizer;
-use crate::schedule::learning_rate;
-use crate::trainer::{load_sets, loader_and_unmix, train_step};
+use crate::optim::schedule::learning_rate;
+use crate::run::{loader_and_unmix, train_step};
 
 /// What [`record_step`] measured, besides the file.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub fn record_step(config: &TrainConfig, out: &Path) -> Result<StepRecord, Train
     config.validate()?;
     let device = parse_device(&config.run.device)?.autodiff();
     device.seed(config.run.seed);
-    let (train_set, _) = load_sets(config)?;
+    let (train_set, _) = config.data.load()?;
     struct Record<'a> {
         config: &'a TrainConfig,
         train_set: ImageSet,
@@ -130,7 +130,7 @@ fn record_method<M: Method>(
     }
     let n = batch.indices.len();
     for view in 0..2u64 {
-        let perm = crate::moco::key_shuffle(seed, 0, view, n).permutation();
+        let perm = crate::methods::moco::key_shuffle(seed, 0, view, n).permutation();
         inputs.push(NamedTensor {
             path: format!("shuffle{view}"),
             shape: vec![n],

@@ -1,6 +1,6 @@
 //! Learning-rate and momentum schedules, evaluated per step.
 
-use crate::config::{LrScaling, OptimConfig, Schedule};
+use super::{LrScaling, OptimConfig, Schedule};
 
 /// `lr` after the batch-size scaling of `optim.lr_scaling`.
 pub fn scaled_lr(o: &OptimConfig) -> f64 {

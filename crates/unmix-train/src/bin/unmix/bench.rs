@@ -7,12 +7,12 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 
-use crate::device::parse_device;
-use crate::error::TrainError;
+use unmix_train::TrainError;
+use unmix_train::device::parse_device;
 
 /// Measured throughput.
 #[derive(Debug, Clone, Copy)]
-pub struct StepTiming {
+pub(crate) struct StepTiming {
     /// Mean wall-clock seconds per step.
     pub seconds_per_step: f64,
     /// Images per second.
@@ -21,7 +21,7 @@ pub struct StepTiming {
 
 /// Times `steps` training steps (after one warm-up) of ResNet-18 (CIFAR stem, `width`) with a
 /// 128-d linear head on random 32×32 images, with a sum-of-squares loss.
-pub fn train_step(
+pub(crate) fn train_step(
     device: &str,
     width: usize,
     batch: usize,

@@ -6,7 +6,7 @@ use unmix_data::loader::eval_batches;
 use unmix_data::{ImageSet, ViewTransform};
 use unmix_losses::l2_normalize;
 
-use crate::config::FeatureKind;
+use super::FeatureKind;
 use crate::method::Method;
 
 /// L2-normalised features of a whole set, `n × dim`, row-major, in set order.

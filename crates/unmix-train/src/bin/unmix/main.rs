@@ -1,11 +1,14 @@
 //! `unmix`: pre-train and evaluate self-supervised models with Un-Mix.
 
+mod bench;
+mod cli;
+
 use clap::Parser;
 
 fn main() {
-    let cli = unmix_train::cli::Cli::parse();
-    if let Err(e) = unmix_train::cli::run(cli) {
+    let args = cli::Cli::parse();
+    if let Err(e) = cli::run(args) {
         eprintln!("error: {e}");
-        std::process::exit(1);
+        std::process::exit(e.exit_code());
     }
 }

@@ -1,6 +1,7 @@
 //! Checkpoints: one folder per finished epoch (`checkpoints/epoch-0003/`) holding the method
-//! (encoders, momentum encoder, queue: `model.bpk`), the optimiser state (`optim.bpk`) and the
-//! loop state (`state.json`). A checkpoint is written into `epoch-0003.tmp/` and renamed into
+//! (encoders, momentum encoder, queue: `model.bpk`), the optimiser state (`optim.bpk`), the
+//! loop state (`state.json`) and the resolved config that produced it (`config.toml`, which
+//! `--resume` compares with the config it is given). A checkpoint is written into `epoch-0003.tmp/` and renamed into
 //! place, so a crash never leaves a half-written checkpoint under a final name.
 //!
 //! No random-generator state needs saving: every random choice is a function of the run seed and
@@ -13,6 +14,7 @@ use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 
+use crate::config::TrainConfig;
 use crate::error::TrainError;
 
 /// The loop's state at the end of an epoch.
@@ -45,6 +47,7 @@ pub fn save<M: Module>(
     model: &M,
     optim: &ModuleOptimizer,
     state: &LoopState,
+    config: &TrainConfig,
 ) -> Result<PathBuf, TrainError> {
     let fin = epoch_dir(run_dir, state.epoch);
     let tmp = fin.with_extension("tmp");
@@ -70,6 +73,8 @@ pub fn save<M: Module>(
         .map_err(|e| ck(e.to_string()))?;
     let json = serde_json::to_string_pretty(state).expect("state serialises");
     std::fs::write(tmp.join("state.json"), json).map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::write(tmp.join("config.toml"), config.to_toml())
+        .map_err(|e| TrainError::io(&tmp, e))?;
     if fin.exists() {
         std::fs::remove_dir_all(&fin).map_err(|e| TrainError::io(&fin, e))?;
     }
@@ -135,4 +140,14 @@ pub fn load_optim(dir: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer,
         path: p,
         message: e.to_string(),
     })
+}
+
+/// The config a checkpoint was written with (`None` for a checkpoint that predates recording
+/// it).
+pub fn read_config(dir: &Path) -> Result<Option<TrainConfig>, TrainError> {
+    let p = dir.join("config.toml");
+    if !p.exists() {
+        return Ok(None);
+    }
+    TrainConfig::load(&p).map(Some)
 }

@@ -1,0 +1,142 @@
+//! Evaluation of a trained encoder. Today the weighted kNN monitor ([`knn`]), run during
+//! training and on a checkpoint; each further protocol (linear probe, semi-supervised, flatness)
+//! is one file here.
+
+pub mod knn;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use unmix_data::{ImageSet, ViewTransform};
+
+use crate::config::TrainConfig;
+use crate::device::parse_device;
+use crate::error::TrainError;
+use crate::method::Method;
+use crate::methods::MethodTask;
+use crate::run::checkpoint;
+use knn::{extract, weighted_knn};
+
+/// Which features the kNN monitor uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// The projection head's output (the MoCo demo's monitor).
+    Projection,
+    /// The pooled backbone features.
+    Backbone,
+}
+
+/// `[eval]`: the weighted kNN monitor (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Neighbours.
+    pub knn_k: usize,
+    /// Temperature of the `exp(sim/t)` weights.
+    pub knn_t: f64,
+    /// Evaluate every `n` epochs (and always after the last); 0 = only at the end.
+    pub every_epochs: usize,
+    /// Features used.
+    pub features: FeatureKind,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            knn_k: 200,
+            knn_t: 0.1,
+            every_epochs: 1,
+            features: FeatureKind::Projection,
+        }
+    }
+}
+
+impl EvalConfig {
+    /// Checks values that parse but make no sense; errors name the `eval.*` key.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.knn_k == 0 || self.knn_t.is_nan() || self.knn_t <= 0.0 {
+            return Err(TrainError::value(
+                "eval.knn_k / eval.knn_t",
+                format!("{} / {}", self.knn_k, self.knn_t),
+                "expected k >= 1 and t > 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Weighted kNN top-1 (%) of `model`: the training set is the bank, the test set the queries.
+pub(crate) fn knn_top1<M: Method>(
+    model: &M,
+    config: &TrainConfig,
+    (train, test): (&ImageSet, &ImageSet),
+    transform: &ViewTransform,
+    device: &Device,
+) -> f64 {
+    let kind = config.eval.features;
+    let bank = extract(model, train, transform, kind, device);
+    let queries = extract(model, test, transform, kind, device);
+    100.0
+        * weighted_knn(
+            &bank,
+            train.labels.as_deref().unwrap_or_default(),
+            &queries,
+            test.labels.as_deref().unwrap_or_default(),
+            train.class_names.len(),
+            config.eval.knn_k,
+            config.eval.knn_t,
+            device,
+        )
+}
+
+/// kNN top-1 (%) of a checkpoint, with the config saved in its run directory.
+pub fn evaluate_checkpoint(
+    dir: &Path,
+    device: Option<&str>,
+) -> Result<(TrainConfig, f64, usize, usize), TrainError> {
+    let run_dir = dir
+        .parent()
+        .and_then(|p| p.parent())
+        .ok_or_else(|| TrainError::Checkpoint {
+            path: dir.to_path_buf(),
+            message: "expected <run>/checkpoints/epoch-NNNN".into(),
+        })?;
+    let config = TrainConfig::load(&run_dir.join("config.toml"))?;
+    let device = parse_device(device.unwrap_or(&config.run.device))?;
+    let (train_set, test_set) = config.data.load()?;
+    let transform = ViewTransform::new(config.data.augmentation.clone())?;
+    struct Eval<'a> {
+        dir: &'a Path,
+        config: &'a TrainConfig,
+        sets: (&'a ImageSet, &'a ImageSet),
+        transform: &'a ViewTransform,
+        device: &'a Device,
+    }
+    impl MethodTask for Eval<'_> {
+        type Output = f64;
+        fn run<M: Method>(self, model: M) -> Result<f64, TrainError> {
+            let model = checkpoint::load_model(self.dir, model)?;
+            Ok(knn_top1(
+                &model,
+                self.config,
+                self.sets,
+                self.transform,
+                self.device,
+            ))
+        }
+    }
+    let top1 = config.method.build(
+        &config.model,
+        &device,
+        Eval {
+            dir,
+            config: &config,
+            sets: (&train_set, &test_set),
+            transform: &transform,
+            device: &device,
+        },
+    )?;
+    Ok((config, top1, train_set.len(), test_set.len()))
+}

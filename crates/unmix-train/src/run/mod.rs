@@ -1,0 +1,120 @@
+//! Running a config: claiming the run directory ([`run_dir`]), the loop
+//! ([`train_loop`](self::train_method)), one step ([`train_step`]), checkpoints
+//! ([`checkpoint`]), metrics ([`metrics`]) and the progress display. Generic over
+//! [`Method`](crate::Method); nothing here knows which method it trains.
+
+pub mod checkpoint;
+pub mod metrics;
+pub mod parity;
+mod progress;
+mod run_dir;
+mod step;
+mod train_loop;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burn::prelude::*;
+use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
+use unmix_ops::UnMix;
+
+use crate::config::TrainConfig;
+use crate::device::parse_device;
+use crate::error::TrainError;
+use crate::method::Method;
+use crate::methods::MethodTask;
+use metrics::EpochRecord;
+pub use run_dir::{Claim, RunDir};
+pub use step::{StepOptim, train_step};
+
+/// Options that are not part of the experiment.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides `run.device`.
+    pub device: Option<String>,
+    /// Continue from the run directory's latest checkpoint.
+    pub resume: bool,
+    /// Start afresh even if the run directory holds a run, moving that run aside first.
+    pub overwrite: bool,
+    /// No progress bar or per-epoch lines.
+    pub quiet: bool,
+    /// Stop after this many epochs in this invocation (to test resume); the schedule still
+    /// spans `optim.epochs`.
+    pub stop_after: Option<usize>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// kNN top-1 (%) of the encoder at random initialisation.
+    pub knn_random_init: f64,
+    /// kNN top-1 (%) after the last epoch run.
+    pub knn_final: f64,
+    /// One record per epoch, epoch 0 being the random initialisation.
+    pub history: Vec<EpochRecord>,
+    /// Wall-clock seconds of this invocation.
+    pub seconds: f64,
+    /// Training images.
+    pub train_images: usize,
+    /// Evaluation images.
+    pub test_images: usize,
+}
+
+/// Builds the configured method and trains it in `<run.out_dir>/<run.name>`.
+pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
+    config.validate()?;
+    let claim = match (options.resume, options.overwrite) {
+        (true, true) => {
+            return Err(TrainError::value(
+                "--resume --overwrite",
+                "both",
+                "expected at most one: resume the run or move it aside",
+            ));
+        }
+        (true, false) => Claim::Resume,
+        (false, true) => Claim::Overwrite,
+        (false, false) => Claim::Fresh,
+    };
+    let run_dir = RunDir::claim(&config.run.out_dir, &config.run.name, claim)?;
+    let device_spec = options.device.clone().unwrap_or(config.run.device.clone());
+    let device = parse_device(&device_spec)?.autodiff();
+    device.seed(config.run.seed);
+    struct Train<'a>(&'a TrainConfig, &'a RunOptions, &'a Device, &'a RunDir);
+    impl MethodTask for Train<'_> {
+        type Output = TrainOutcome;
+        fn run<M: Method>(self, model: M) -> Result<TrainOutcome, TrainError> {
+            train_loop::train_method(model, self.0, self.1, self.2, self.3)
+        }
+    }
+    config.method.build(
+        &config.model,
+        &device,
+        Train(config, options, &device, &run_dir),
+    )
+}
+
+/// The run's multi-view loader (the method's crops of `train_set`) and its Un-Mix sampler, both
+/// seeded by `run.seed`.
+pub(crate) fn loader_and_unmix<M: Method>(
+    model: &M,
+    config: &TrainConfig,
+    train_set: ImageSet,
+) -> Result<(MultiViewLoader, UnMix), TrainError> {
+    let seed = config.run.seed;
+    let views = model
+        .views()
+        .iter()
+        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let loader = MultiViewLoader::new(
+        Arc::new(train_set),
+        views,
+        config.optim.batch_size,
+        config.data.num_workers,
+        seed,
+    )?;
+    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
+    Ok((loader, unmix))
+}
