@@ -303,7 +303,7 @@ fn a_diverging_run_stops_and_keeps_its_good_checkpoint() {
     let cfg = tiny_config(&dir, "");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "lr = 0.06",
-        "lr = 0.06\nschedule = \"step\"\nmilestones = [1]\ngamma = 1e30",
+        "lr = 0.06\n\n[optim.schedule]\nkind = \"step\"\nmilestones = [1]\ngamma = 1e30\n",
     );
     std::fs::write(&cfg, text).unwrap();
     let (code, text) = unmix_code(&["train", "--config", cfg.to_str().unwrap()]);

@@ -169,24 +169,30 @@ def compare_state(record, module, prefix, what, buffers, report, lr=0.0):
     report.rows.extend(bad)
 
 
+def optimizer_kind(cfg):
+    """`optim.optimizer.kind` of a resolved config."""
+    return cfg["optim"].get("optimizer", {}).get("kind", "sgd")
+
+
 def optimizer(params, cfg, lr):
-    """The reference's optimiser for `[optim]`: SGD with L2 weight decay, or solo-learn's LARS."""
+    """The reference's optimiser for `[optim]`: SGD with L2 weight decay, solo-learn's LARS, or
+    Adam with L2 weight decay."""
     from swav_pytorch import LARS
 
-    o = cfg["optim"]
-    momentum, wd = o.get("momentum", 0.9), o.get("weight_decay", 5e-4)
-    kind = o.get("optimizer", "sgd")
+    wd = cfg["optim"].get("weight_decay", 5e-4)
+    o = cfg["optim"].get("optimizer", {})
+    kind, momentum = optimizer_kind(cfg), o.get("momentum", 0.9)
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd)
     if kind == "lars":
-        return LARS(params, lr=lr, momentum=momentum, weight_decay=wd, eta=o.get("lars_eta", 0.02),
-                    clip_lr=o.get("lars_clip", True),
-                    exclude_bias_n_norm=o.get("lars_exclude_bias_and_norm", True))
+        return LARS(params, lr=lr, momentum=momentum, weight_decay=wd, eta=o.get("eta", 0.02),
+                    clip_lr=o.get("clip", True),
+                    exclude_bias_n_norm=o.get("exclude_bias_and_norm", True))
     if kind == "adam":
         # L2 added to the gradient, as htdt's `Adam(weight_decay=...)`.
-        return torch.optim.Adam(params, lr=lr, betas=tuple(o.get("adam_betas", (0.9, 0.999))),
-                                eps=o.get("adam_eps", 1e-8), weight_decay=wd)
-    raise SystemExit(f"optim.optimizer = {kind!r}: no reference optimiser here")
+        return torch.optim.Adam(params, lr=lr, betas=tuple(o.get("betas", (0.9, 0.999))),
+                                eps=o.get("eps", 1e-8), weight_decay=wd)
+    raise SystemExit(f"optim.optimizer.kind = {kind!r}: no reference optimiser here")
 
 
 def swav(record, meta, cfg, report):
@@ -219,7 +225,7 @@ def swav(record, meta, cfg, report):
         ref.prototypes.weight.grad = None  # main_swav.py: `p.grad = None` while frozen
     opt.step()
     ref.normalize_prototypes()  # the next iteration's start; ours renormalises after the step
-    compare_state(record, ref.encoder, "encoder.", f"encoder after {cfg['optim'].get('optimizer', 'sgd').upper()}",
+    compare_state(record, ref.encoder, "encoder.", f"encoder after {optimizer_kind(cfg).upper()}",
                   False, report, lr)
     compare_state(record, ref.encoder, "encoder.", "encoder BN running statistics", True, report)
     compare_state(record, ref.prototypes, "prototypes.",
@@ -235,7 +241,7 @@ def adam_on_our_gradients(record, cfg, modules, report):
     checks our Adam exactly; returns whether it did. `modules`: (module, record prefix) pairs."""
     from common import torch_name
 
-    if cfg["optim"].get("optimizer", "sgd") != "adam":
+    if optimizer_kind(cfg) != "adam":
         return False
     for module, prefix in modules:
         named = dict(module.named_parameters())
@@ -275,7 +281,7 @@ def simclr(record, meta, cfg, report):
     compare_gradients(record, ref.encoder, "encoder.", report)
     ours = adam_on_our_gradients(record, cfg, [(ref.encoder, "encoder.")], report)
     opt.step()
-    compare_state(record, ref.encoder, "encoder.", f"encoder after {cfg['optim'].get('optimizer', 'sgd')}",
+    compare_state(record, ref.encoder, "encoder.", f"encoder after {optimizer_kind(cfg)}",
                   False, report, 0.0 if ours else lr)
     compare_state(record, ref.encoder, "encoder.", "encoder BN running statistics", True, report)
 
@@ -302,7 +308,7 @@ def byol(record, meta, cfg, report):
         lr = 0.0  # no gradient error to allow for in the steps below
     opt.step()
     ref.momentum_update(tau)  # htdt's `model.step(progress)` after the optimiser step
-    what = cfg["optim"].get("optimizer", "sgd")
+    what = optimizer_kind(cfg)
     compare_state(record, ref.online, "online.", f"online encoder after {what}", False, report, lr)
     compare_state(record, ref.predictor, "predictor.", f"predictor after {what}", False, report,
                   lr * method.get("predictor_lr_scale", 1.0))

@@ -398,6 +398,30 @@ pub fn hflip(img: &mut Rgb) {
 }
 
 /// An augmentation pipeline built from an [`AugmentationConfig`].
+///
+/// ```
+/// use rand::SeedableRng;
+/// use unmix_data::augment::Rgb;
+/// use unmix_data::{AugmentationConfig, ViewTransform};
+///
+/// // Crop and resize only (no flip, colour or blur), normalised with mean 0.5 and std 0.5.
+/// let t = ViewTransform::new(AugmentationConfig {
+///     crop_size: 8,
+///     hflip_prob: 0.0,
+///     jitter_prob: 0.0,
+///     grayscale_prob: 0.0,
+///     mean: [0.5; 3],
+///     std: [0.5; 3],
+///     ..AugmentationConfig::default()
+/// })
+/// .unwrap();
+/// let grey = Rgb::from_u8(&[128u8; 3 * 16 * 16], 3, 16, 16);
+/// let mut out = vec![0.0; t.output_len()];
+/// t.augment(&grey, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0), &mut out);
+/// // Any crop of a flat image is flat: (128/255 − 0.5) / 0.5 everywhere.
+/// assert_eq!(out.len(), 3 * 8 * 8);
+/// assert!(out.iter().all(|v| (v - (128.0 / 255.0 - 0.5) / 0.5).abs() < 1e-5));
+/// ```
 #[derive(Debug, Clone)]
 pub struct ViewTransform {
     config: AugmentationConfig,

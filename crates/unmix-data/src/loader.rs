@@ -86,6 +86,33 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
 }
 
 /// Batches of augmented views over an [`ImageSet`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use burn::prelude::*;
+/// use unmix_data::{AugmentationConfig, ImageSet, MultiViewLoader, ViewTransform};
+///
+/// // Ten 12×12 grey images; two views of 8×8 crops; batches of 4 on 2 worker threads.
+/// let set = ImageSet {
+///     channels: 1,
+///     height: 12,
+///     width: 12,
+///     pixels: (0..10 * 144).map(|i| (i % 251) as u8).collect(),
+///     labels: None,
+///     class_names: Vec::new(),
+/// };
+/// let view = ViewTransform::new(AugmentationConfig { crop_size: 8, ..AugmentationConfig::default() }).unwrap();
+/// let loader = MultiViewLoader::new(Arc::new(set), vec![view.clone(), view], 4, 2, 0).unwrap();
+/// assert_eq!(loader.batches_per_epoch(), 2); // the incomplete last batch is dropped
+/// let batches: Vec<_> = loader.epoch(0, 0).collect();
+/// let batch = batches[0].clone().to_device(&Device::flex());
+/// assert_eq!(batch.views.len(), 2);
+/// assert_eq!(batch.views[0].dims(), [4, 3, 8, 8]);
+/// // Every random choice is a function of (seed, epoch, sample): the same epoch again gives
+/// // the same batches, whatever the thread timing.
+/// let again: Vec<_> = loader.epoch(0, 0).collect();
+/// assert_eq!(batches[1].views, again[1].views);
+/// ```
 #[derive(Debug, Clone)]
 pub struct MultiViewLoader {
     images: Arc<ImageSet>,

@@ -7,6 +7,18 @@ use crate::normalize::l2_normalize;
 ///
 /// # Shapes
 /// `prediction`, `target`: `[N, C]`; output `[1]`.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::byol_regression;
+///
+/// let device = Device::flex();
+/// let p = Tensor::<2>::from_floats([[3.0, 0.0], [1.0, 1.0]], &device);
+/// let z = Tensor::<2>::from_floats([[0.0, 2.0], [2.0, 2.0]], &device);
+/// // cos = 0 and 1: 2 − 2·mean(0, 1) = 1.
+/// let loss: f32 = byol_regression(p, z).into_scalar();
+/// assert!((loss - 1.0).abs() < 1e-6);
+/// ```
 pub fn byol_regression(prediction: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
     let cos = l2_normalize(prediction)
         .mul(l2_normalize(target))
@@ -18,6 +30,18 @@ pub fn byol_regression(prediction: Tensor<2>, target: Tensor<2>) -> Tensor<1> {
 /// The symmetrised BYOL loss of two views (Eq. 2 + its swapped form `L̃`, as htdt's
 /// `BYOL.forward`): the online prediction of view 0 regresses the target projection of view 1,
 /// and the other way round.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::{byol_loss, byol_regression};
+///
+/// let device = Device::flex();
+/// let t = |rows: [[f32; 2]; 1]| Tensor::<2>::from_floats(rows, &device);
+/// let (p0, z1, p1, z0) = (t([[1.0, 0.0]]), t([[0.0, 1.0]]), t([[1.0, 1.0]]), t([[1.0, 1.0]]));
+/// // 2 (orthogonal) + 0 (parallel).
+/// let loss: f32 = byol_loss(p0, z1, p1, z0).into_scalar();
+/// assert!((loss - 2.0).abs() < 1e-6);
+/// ```
 pub fn byol_loss(
     prediction_0: Tensor<2>,
     target_1: Tensor<2>,

@@ -8,6 +8,17 @@ use burn::tensor::activation::log_softmax;
 /// - `query`, `key`: `[N, C]`, L2-normalised; row `i` of `key` is the positive of query `i`.
 /// - `queue`: `[K, C]` negatives, L2-normalised.
 /// - output: `[1]`.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::info_nce;
+///
+/// // One query, its key and one negative all equal: logits [1/T, 1/T], loss ln 2.
+/// let device = Device::flex();
+/// let q = Tensor::<2>::from_floats([[1.0, 0.0]], &device);
+/// let loss: f32 = info_nce(q.clone(), q.clone(), q, 0.5).into_scalar();
+/// assert!((loss - 2f32.ln()).abs() < 1e-6);
+/// ```
 pub fn info_nce(query: Tensor<2>, key: Tensor<2>, queue: Tensor<2>, temperature: f64) -> Tensor<1> {
     let positive = query.clone().mul(key).sum_dim(1); // [N, 1]
     let negatives = query.matmul(queue.transpose()); // [N, K]

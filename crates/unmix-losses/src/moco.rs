@@ -10,6 +10,23 @@ use crate::unmix::mixed_info_nce;
 ///   + λ·L(qm,k1) + (1-λ)·L(flip(qm),k1)]`, where both mixed halves use the mixture of view 0.
 ///
 /// Terms are summed, not averaged, as in the reference.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::{MocoEmbeddings, MocoLoss, info_nce};
+///
+/// let device = Device::flex();
+/// let q1 = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &device);
+/// let k2 = Tensor::<2>::from_floats([[0.6, 0.8], [0.8, 0.6]], &device);
+/// let queue = Tensor::<2>::from_floats([[0.0, 1.0], [1.0, 0.0]], &device);
+/// let loss = MocoLoss { temperature: 0.2, symmetric: false };
+/// let emb = MocoEmbeddings { q1: q1.clone(), k2: k2.clone(), swapped: None, mixed: None };
+/// let terms = loss.forward(emb, queue.clone());
+/// // Asymmetric, without a mixture: MoCo's InfoNCE of q1 against k2 and the queue.
+/// let plain: f32 = info_nce(q1, k2, queue, 0.2).into_scalar();
+/// assert!(terms.mixed.is_none());
+/// assert!((terms.total.into_scalar::<f32>() - plain).abs() < 1e-6);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MocoLoss {
     /// Softmax temperature T.

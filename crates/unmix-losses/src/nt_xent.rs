@@ -15,6 +15,18 @@ use crate::normalize::l2_normalize;
 ///
 /// # Shapes
 /// `a`, `b`: `[N, C]`; output `[1]`.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::nt_xent;
+///
+/// // Two orthogonal samples, each view equal to the other: row 0 of `a` sees logits
+/// // [1, 0] against `b` and [masked, 0] against `a`, so the loss is ln(e + 2) − 1 (T = 1).
+/// let device = Device::flex();
+/// let a = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &device);
+/// let loss: f32 = nt_xent(a.clone(), a, 1.0).into_scalar();
+/// assert!((loss - ((1f32.exp() + 2.0).ln() - 1.0)).abs() < 1e-5);
+/// ```
 pub fn nt_xent(a: Tensor<2>, b: Tensor<2>, temperature: f64) -> Tensor<1> {
     let (a, b) = (l2_normalize(a), l2_normalize(b));
     let [n, _] = a.dims();

@@ -12,6 +12,17 @@ use serde::{Deserialize, Serialize};
 ///
 /// # Shapes
 /// `scores`: `[B, K]` (prototype scores of the samples, plus any queued ones); output `[B, K]`.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::sinkhorn;
+///
+/// // Equal scores: every sample spreads evenly over the 2 prototypes.
+/// let device = Device::flex();
+/// let codes = sinkhorn(Tensor::<2>::zeros([4, 2], &device), 0.05, 3);
+/// let values = codes.into_data().to_vec::<f32>().unwrap();
+/// assert!(values.iter().all(|v| (v - 0.5).abs() < 1e-6));
+/// ```
 pub fn sinkhorn(scores: Tensor<2>, epsilon: f64, iterations: usize) -> Tensor<2> {
     let scores = scores.detach();
     let [b, k] = scores.dims();
@@ -36,6 +47,17 @@ pub fn sinkhorn(scores: Tensor<2>, epsilon: f64, iterations: usize) -> Tensor<2>
 ///
 /// # Shapes
 /// `assignment`, `scores`: `[B, K]`; output `[1]`.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::swapped_prediction;
+///
+/// // A one-hot code predicted from equal scores over 2 prototypes: −ln ½.
+/// let device = Device::flex();
+/// let code = Tensor::<2>::from_floats([[1.0, 0.0]], &device);
+/// let loss: f32 = swapped_prediction(code, Tensor::zeros([1, 2], &device), 0.1).into_scalar();
+/// assert!((loss - 2f32.ln()).abs() < 1e-6);
+/// ```
 pub fn swapped_prediction(assignment: Tensor<2>, scores: Tensor<2>, temperature: f64) -> Tensor<1> {
     let [b, _] = scores.dims();
     assignment
@@ -52,6 +74,23 @@ pub fn swapped_prediction(assignment: Tensor<2>, scores: Tensor<2>, temperature:
 ///
 /// `scores[v]` are the prototype scores of crop `v`; `codes` pairs a crop index with its
 /// Sinkhorn code (the large crops, `crops_for_assign`).
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::{swapped_prediction, swav_loss};
+///
+/// let device = Device::flex();
+/// let s0 = Tensor::<2>::from_floats([[2.0, 0.0], [0.0, 1.0]], &device);
+/// let s1 = Tensor::<2>::from_floats([[1.0, 1.0], [0.0, 3.0]], &device);
+/// let q0 = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &device);
+/// let q1 = Tensor::<2>::from_floats([[0.5, 0.5], [0.0, 1.0]], &device);
+/// let loss: f32 = swav_loss(&[s0.clone(), s1.clone()], &[(0, q0.clone()), (1, q1.clone())], 0.1)
+///     .into_scalar();
+/// // Two crops, both coded: the mean of "crop 1 predicts q0" and "crop 0 predicts q1".
+/// let a: f32 = swapped_prediction(q0, s1, 0.1).into_scalar();
+/// let b: f32 = swapped_prediction(q1, s0, 0.1).into_scalar();
+/// assert!((loss - (a + b) / 2.0).abs() < 1e-5);
+/// ```
 pub fn swav_loss(
     scores: &[Tensor<2>],
     codes: &[(usize, Tensor<2>)],
@@ -95,6 +134,25 @@ pub enum SwavReverse {
 ///
 /// Flipping the code equals running Sinkhorn on the flipped scores, since Sinkhorn commutes with
 /// a permutation of the batch.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_losses::{SwavReverse, swav_unmix_terms};
+///
+/// // With equal scores every prediction is −ln ½, whatever the codes: both terms are ln 2.
+/// let device = Device::flex();
+/// let scores = Tensor::<2>::zeros([2, 2], &device);
+/// let code = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &device);
+/// let (direct, reverse) = swav_unmix_terms(
+///     (scores.clone(), code.clone()),
+///     (scores, code),
+///     0.1,
+///     SwavReverse::Code,
+/// );
+/// for term in [direct, reverse] {
+///     assert!((term.into_scalar::<f32>() - 2f32.ln()).abs() < 1e-6);
+/// }
+/// ```
 pub fn swav_unmix_terms(
     (scores_mix, code_mix): (Tensor<2>, Tensor<2>),
     (scores_x1, code_x1): (Tensor<2>, Tensor<2>),

@@ -41,6 +41,21 @@ impl BlockKind {
 }
 
 /// A ResNet of any `(block, layers)` combination (`../shared/SPEC.md` §3).
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_models::{BlockKind, ResNetConfig};
+///
+/// let device = Device::flex();
+/// // ResNet-18 with the CIFAR stem at width 8: stages of 8, 16, 32, 64 channels.
+/// let resnet18 = ResNetConfig { width: 8, ..ResNetConfig::resnet18_cifar() };
+/// assert_eq!(resnet18.feature_dim(), 64);
+/// let features = resnet18.init(&device).unwrap().forward(Tensor::zeros([2, 3, 32, 32], &device));
+/// assert_eq!(features.dims(), [2, 64]);
+/// // ResNet-50's bottleneck blocks end at 4 × 8w channels.
+/// let resnet50 = ResNetConfig { layers: vec![3, 4, 6, 3], block: BlockKind::Bottleneck, ..resnet18 };
+/// assert_eq!(resnet50.feature_dim(), 256);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResNetConfig {

@@ -58,6 +58,23 @@ pub struct MixedBatch {
 
 /// The per-step Un-Mix sampler: every step's decision is a pure function of `(seed, step)`, so a
 /// resumed run draws exactly what an uninterrupted one would.
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_ops::{MixKind, UnMix, UnMixConfig};
+///
+/// // Sample i of an 8-image batch holds the value i.
+/// let device = Device::flex();
+/// let x0 = Tensor::<1, Int>::arange(0..8, &device).float().reshape([8, 1, 1, 1]).repeat_dim(2, 4).repeat_dim(3, 4);
+/// let unmix = UnMix::new(UnMixConfig { p_global: 1.0, ..UnMixConfig::default() }, 3).unwrap();
+/// let mixed = unmix.apply(x0, 0);
+/// assert_eq!(mixed.kind, MixKind::Global);
+/// // A global mixture of sample 0 with its partner, sample 7: λ·0 + (1 − λ)·7.
+/// let first: Vec<f32> = mixed.images.narrow(0, 0, 1).into_data().to_vec().unwrap();
+/// assert!(first.iter().all(|v| (v - (1.0 - mixed.lambda as f32) * 7.0).abs() < 1e-5));
+/// // The same step always draws the same mixture (resume is exact).
+/// assert_eq!(unmix.draw(0, 4, 4).lambda, mixed.lambda);
+/// ```
 #[derive(Debug, Clone)]
 pub struct UnMix {
     config: UnMixConfig,

@@ -83,13 +83,40 @@ impl Default for RunConfig {
 }
 
 impl TrainConfig {
-    /// Reads and validates a TOML file; errors name the file and the key.
+    /// Reads and validates a TOML file (following `extends`); errors name the file and the key.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-        let config: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Config {
+        Self::load_with(path, &[])
+    }
+
+    /// Reads a TOML file, following `extends = "base.toml"` (a path relative to the file: the
+    /// base is read first and this file's tables are merged over it, key by key; a table whose
+    /// `kind` differs replaces the base's), applies `overrides` (`key=value` with a dotted key
+    /// and a TOML value, as `cargo xtask train --set optim.lr=0.1`), then deserialises and
+    /// validates the result exactly as a file.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self, TrainError> {
+        let config_error = |message: String| TrainError::Config {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| config_error(e.to_string()))?;
+        let config: TrainConfig = if !table.contains_key("extends") && overrides.is_empty() {
+            // Parsed from the text, so errors point at the line.
+            toml::from_str(&text).map_err(|e| config_error(e.to_string()))?
+        } else {
+            let mut table = compose(path, table, &mut Vec::new())?;
+            for spec in overrides {
+                apply_override(&mut table, spec)?;
+            }
+            let with = if overrides.is_empty() {
+                String::new()
+            } else {
+                format!(" (with --set {})", overrides.join(" --set "))
+            };
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| config_error(format!("{}{with}", e.message())))?
+        };
         config.validate()?;
         Ok(config)
     }
@@ -174,6 +201,92 @@ impl TrainConfig {
     }
 }
 
+/// `table` (read from `path`) over the chain of files it extends.
+fn compose(
+    path: &Path,
+    mut table: toml::Table,
+    seen: &mut Vec<PathBuf>,
+) -> Result<toml::Table, TrainError> {
+    let config_error = |message: String| TrainError::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    seen.push(path.to_path_buf());
+    let Some(base) = table.remove("extends") else {
+        return Ok(table);
+    };
+    let base = base
+        .as_str()
+        .ok_or_else(|| config_error("extends: expected a file name (a string)".into()))?;
+    let base_path = path.parent().unwrap_or(Path::new(".")).join(base);
+    let same =
+        |p: &PathBuf| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&base_path).ok();
+    if seen.iter().any(same) {
+        return Err(config_error(format!(
+            "extends = {base:?}: a cycle ({} -> {})",
+            seen.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" -> "),
+            base_path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&base_path).map_err(|e| TrainError::io(&base_path, e))?;
+    let base_table: toml::Table = toml::from_str(&text).map_err(|e| TrainError::Config {
+        path: base_path.clone(),
+        message: e.to_string(),
+    })?;
+    let mut merged = compose(&base_path, base_table, seen)?;
+    merge(&mut merged, table);
+    Ok(merged)
+}
+
+/// `over` merged into `base`: tables key by key, anything else replaced. A table that names
+/// another `kind` (another method, optimiser or head) replaces the base's whole.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o))
+                if o.get("kind").is_none_or(|k| b.get("kind") == Some(k)) =>
+            {
+                merge(b, o)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Sets `key=value` (a dotted key; the value as TOML, or as a string when it does not parse as
+/// one) in `table`.
+fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), TrainError> {
+    let bad = |expected: &str| TrainError::value("--set", spec, expected);
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| bad("expected KEY=VALUE, e.g. --set optim.lr=0.1"))?;
+    let (key, raw) = (key.trim(), raw.trim());
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(bad("expected a dotted key such as optim.lr"));
+    }
+    let (last, tables) = parts.split_last().expect("split gives at least one part");
+    let mut t = table;
+    for part in tables {
+        t = t
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| bad(&format!("`{part}` is a value, not a table")))?;
+    }
+    t.insert(last.to_string(), value);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,7 +329,10 @@ mod tests {
             c.model.backbone.stem_init,
             unmix_models::StemInit::PytorchDefault
         );
-        assert_eq!(c.optim.adam_eps, 1e-8);
+        assert_eq!(
+            c.optim.optimizer,
+            crate::optim::OptimizerConfig::Sgd { momentum: 0.9 }
+        );
         assert_eq!((c.unmix.p_global, c.unmix.beta), (0.5, 1.0));
         let again: TrainConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(again, c);
@@ -265,6 +381,106 @@ mod tests {
             "{conflicts:?}"
         );
         assert!(conflicts[1].starts_with("unmix.enabled"), "{conflicts:?}");
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("unmix-config-{name}-{}", std::process::id()))
+    }
+
+    /// A `_unmix` file is its base plus `[unmix]`: the composed config equals the base with
+    /// only the keys it sets changed.
+    #[test]
+    fn extends_merges_over_the_base_and_the_unmix_files_differ_only_there() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for dataset in ["fashion_mnist", "cifar10", "cifar100"] {
+            for method in ["moco", "simclr", "byol", "swav"] {
+                let dir = root.join(dataset);
+                let base = TrainConfig::load(&dir.join(format!("{method}.toml"))).unwrap();
+                let unmix = TrainConfig::load(&dir.join(format!("{method}_unmix.toml"))).unwrap();
+                let diff = base.differences(&unmix);
+                assert_eq!(diff.len(), 2, "{dataset}/{method}: {diff:?}");
+                assert!(diff[0].starts_with("run.name"), "{diff:?}");
+                assert_eq!(diff[1], "unmix.enabled: false -> true");
+            }
+        }
+    }
+
+    #[test]
+    fn extends_follows_chains_replaces_other_kinds_and_refuses_cycles() {
+        let dir = tmp("extends");
+        write(
+            &dir,
+            "a.toml",
+            "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"moco\"\nqueue_len = 512\n",
+        );
+        write(&dir, "b.toml", "extends = \"a.toml\"\n[optim]\nlr = 0.1\n");
+        let c = write(
+            &dir,
+            "c.toml",
+            "extends = \"b.toml\"\n[method]\nkind = \"simclr\"\n",
+        );
+        let config = TrainConfig::load(&c).unwrap();
+        assert_eq!(config.optim.lr, 0.1);
+        // queue_len belongs to MoCo: a SimCLR table replaces the MoCo one whole.
+        assert!(
+            matches!(config.method, MethodConfig::Simclr(_)),
+            "{:?}",
+            config.method
+        );
+        let loop_a = write(&dir, "loop_a.toml", "extends = \"loop_b.toml\"\n");
+        write(&dir, "loop_b.toml", "extends = \"loop_a.toml\"\n");
+        let err = TrainConfig::load(&loop_a).unwrap_err().to_string();
+        assert!(err.contains("cycle"), "{err}");
+    }
+
+    /// `--set` overrides any key, and is validated and reported as the file is.
+    #[test]
+    fn overrides_set_keys_and_are_validated() {
+        let dir = tmp("set");
+        let p = write(
+            &dir,
+            "base.toml",
+            "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"moco\"\n",
+        );
+        let set = |specs: &[&str]| {
+            let specs: Vec<String> = specs.iter().map(|s| s.to_string()).collect();
+            TrainConfig::load_with(&p, &specs)
+        };
+        let c = set(&[
+            "optim.lr=0.1",
+            "unmix.enabled=false",
+            "run.name=other",
+            "data.path=/d",
+        ])
+        .unwrap();
+        assert_eq!((c.optim.lr, c.unmix.enabled), (0.1, false));
+        assert_eq!(
+            (c.run.name.as_str(), c.data.path.as_path()),
+            ("other", Path::new("/d"))
+        );
+        let err = set(&["optim.lr=-1"]).unwrap_err().to_string();
+        assert!(
+            err.contains("optim.lr = -1") && err.contains("> 0"),
+            "{err}"
+        );
+        let err = set(&["optim.learning_rate=0.1"]).unwrap_err().to_string();
+        assert!(
+            err.contains("learning_rate") && err.contains("--set"),
+            "{err}"
+        );
+        let err = set(&["optim.lr"]).unwrap_err().to_string();
+        assert!(err.contains("KEY=VALUE"), "{err}");
+        let err = set(&["optim.lr=0.1", "optim.lr.x=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`lr` is a value"), "{err}");
     }
 
     #[test]

@@ -185,6 +185,68 @@ pub fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
 }
 
 /// A self-supervised method: a module holding its trainable encoders and its non-gradient state.
+///
+/// The smallest method, to show the shape of one (a toy: it pulls the two views' embeddings
+/// together, which collapses without negatives or a predictor; the real methods are in
+/// [`crate::methods`]):
+///
+/// ```
+/// use burn::prelude::*;
+/// use unmix_data::MultiViewBatch;
+/// use unmix_losses::{byol_regression, unmix_combine};
+/// use unmix_models::{Encoder, EncoderConfig, HeadConfig, ResNetConfig};
+/// use unmix_ops::MixedBatch;
+/// use unmix_train::{Method, StepContext, StepOutput};
+///
+/// #[derive(Module, Debug)]
+/// struct Pull {
+///     encoder: Encoder,
+/// }
+///
+/// impl Method for Pull {
+///     type StepState = ();
+///
+///     fn forward_train(
+///         &self,
+///         batch: &MultiViewBatch,
+///         mixed: Option<&MixedBatch>,
+///         _ctx: &StepContext,
+///     ) -> StepOutput<()> {
+///         let z0 = self.encoder.forward(batch.views[0].clone());
+///         let z1 = self.encoder.forward(batch.views[1].clone()).detach();
+///         let plain = byol_regression(z0, z1.clone());
+///         // Un-Mix: the mixture of view 0 against view 1, weighted by its share λ, and its
+///         // batch reverse by 1 − λ.
+///         let mixed = mixed.map(|m| {
+///             let zm = self.encoder.forward(m.images.clone());
+///             let direct = byol_regression(zm.clone(), z1.clone());
+///             let reverse = byol_regression(zm.flip([0]), z1.clone());
+///             unmix_combine(direct, reverse, m.lambda)
+///         });
+///         StepOutput::with_unmix(plain, mixed, ())
+///     }
+///
+///     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+///         self.encoder.forward_features(images)
+///     }
+/// }
+///
+/// let device = Device::flex().autodiff();
+/// let backbone = ResNetConfig { width: 4, ..ResNetConfig::resnet18_cifar() };
+/// let head = HeadConfig::Linear { out_dim: 8 };
+/// let method = Pull { encoder: EncoderConfig { backbone, head }.init(&device).unwrap() };
+/// let batch = MultiViewBatch {
+///     views: vec![Tensor::<4>::random([4, 3, 16, 16], burn::tensor::Distribution::Default, &device); 2],
+///     indices: vec![0, 1, 2, 3],
+///     labels: None,
+/// };
+/// let ctx = StepContext { step: 0, epoch: 0, steps_per_epoch: 1, progress: 0.0, seed: 0 };
+/// let out = method.forward_train(&batch, None, &ctx);
+/// assert_eq!(out.terms.len(), 1); // "plain" only: no mixture given
+/// // The loop steps the optimiser on `out.loss.backward()` (`unmix_train::run::train_step`).
+/// let loss: f32 = out.loss.into_scalar();
+/// assert!((0.0..=4.0).contains(&loss));
+/// ```
 pub trait Method: Module + Sized {
     /// What [`Method::forward_train`] hands to [`Method::after_step`].
     type StepState;

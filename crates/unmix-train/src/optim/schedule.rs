@@ -1,6 +1,6 @@
 //! Learning-rate and momentum schedules, evaluated per step.
 
-use super::{LrScaling, OptimConfig, Schedule};
+use super::{LrScaling, OptimConfig, ScheduleConfig};
 
 /// `lr` after the batch-size scaling of `optim.lr_scaling`.
 pub fn scaled_lr(o: &OptimConfig) -> f64 {
@@ -32,17 +32,17 @@ pub fn learning_rate(o: &OptimConfig, step: u64, steps_per_epoch: usize) -> f64 
     }
     let epoch = (s / per_epoch).floor();
     let pi = std::f64::consts::PI;
-    match o.schedule {
-        Schedule::Constant => base,
-        Schedule::Cosine => base * 0.5 * (1.0 + (pi * epoch / o.epochs as f64).cos()),
-        Schedule::CosineStep => {
+    match &o.schedule {
+        ScheduleConfig::Constant {} => base,
+        ScheduleConfig::Cosine {} => base * 0.5 * (1.0 + (pi * epoch / o.epochs as f64).cos()),
+        ScheduleConfig::CosineStep { min_lr } => {
             let total = (o.epochs as f64 * per_epoch - warmup).max(1.0);
             let t = (s - warmup).min(total);
-            o.min_lr + (base - o.min_lr) * 0.5 * (1.0 + (pi * t / total).cos())
+            min_lr + (base - min_lr) * 0.5 * (1.0 + (pi * t / total).cos())
         }
-        Schedule::Step => {
-            let k = o.milestones.iter().filter(|&&m| m as f64 <= epoch).count();
-            base * o.gamma.powi(k as i32)
+        ScheduleConfig::Step { milestones, gamma } => {
+            let k = milestones.iter().filter(|&&m| m as f64 <= epoch).count();
+            base * gamma.powi(k as i32)
         }
     }
 }
@@ -78,7 +78,7 @@ impl MomentumSchedule {
 mod tests {
     use super::*;
 
-    fn optim(schedule: Schedule) -> OptimConfig {
+    fn optim(schedule: ScheduleConfig) -> OptimConfig {
         OptimConfig {
             epochs: 10,
             lr: 0.06,
@@ -89,14 +89,17 @@ mod tests {
 
     #[test]
     fn per_epoch_cosine_and_constant() {
-        let o = optim(Schedule::Cosine);
+        let o = optim(ScheduleConfig::Cosine {});
         // 7 steps per epoch: every step of an epoch shares its rate.
         assert_eq!(learning_rate(&o, 0, 7), 0.06);
         assert_eq!(learning_rate(&o, 6, 7), 0.06);
         assert!((learning_rate(&o, 35, 7) - 0.03).abs() < 1e-12);
         // cos(0.9π) = -0.951057: 0.06·0.5·0.048943 = 0.00146830
         assert!((learning_rate(&o, 63, 7) - 0.0014683).abs() < 1e-6);
-        assert_eq!(learning_rate(&optim(Schedule::Constant), 63, 7), 0.06);
+        assert_eq!(
+            learning_rate(&optim(ScheduleConfig::Constant {}), 63, 7),
+            0.06
+        );
     }
 
     #[test]
@@ -107,8 +110,7 @@ mod tests {
             lr_scaling: LrScaling::Linear,
             batch_size: 512,
             warmup_epochs: 2.0,
-            min_lr: 0.008,
-            ..optim(Schedule::CosineStep)
+            ..optim(ScheduleConfig::CosineStep { min_lr: 0.008 })
         };
         assert_eq!(scaled_lr(&o), 0.8);
         assert_eq!(learning_rate(&o, 0, 10), 0.0);
@@ -129,9 +131,11 @@ mod tests {
     fn step_schedule_with_warmup_steps() {
         // MoCo v1: ×0.1 at epochs 6 and 8 (of 10); htdt-style 5-step warm-up.
         let o = OptimConfig {
-            milestones: vec![6, 8],
             warmup_steps: 5,
-            ..optim(Schedule::Step)
+            ..optim(ScheduleConfig::Step {
+                milestones: vec![6, 8],
+                gamma: 0.1,
+            })
         };
         assert!((learning_rate(&o, 1, 10) - 0.012).abs() < 1e-12);
         assert_eq!(learning_rate(&o, 59, 10), 0.06);

@@ -41,6 +41,11 @@ pub(crate) enum Command {
         /// Write the run under this folder instead of `run.out_dir`.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        /// Override a config key, e.g. `--set optim.lr=0.1 --set unmix.enabled=false` (a
+        /// dotted key and a TOML value; repeatable). Checked as the file is; the run's
+        /// `config.toml` records the result.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Weighted kNN accuracy of a checkpoint, as a markdown table.
     Eval {
@@ -100,8 +105,9 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             overwrite,
             stop_after,
             out_dir,
+            set,
         } => {
-            let mut cfg = TrainConfig::load(&config)?;
+            let mut cfg = TrainConfig::load_with(&config, &set)?;
             if let Some(dir) = out_dir {
                 cfg.run.out_dir = dir;
             }
