@@ -17,34 +17,51 @@
 //! random init), so its runs are the longest here and keep the config's warm-up, the setting
 //! that held best over three seeds (docs/methods.md, BYOL).
 
-use std::path::PathBuf;
 use std::process::Command;
 
+use unmix_data::fashion_mnist::Split;
 use unmix_train::TrainConfig;
+use unmix_train::methods::MethodConfig;
 use unmix_train::run::metrics::{EpochRecord, MetricsFile};
+
+#[path = "support/cifar_files.rs"]
+mod cifar_files;
+use cifar_files::{cifar_shaped, root, write_cifar10_dir};
 
 /// Trains `configs/fashion_mnist/<name>.toml` on `per_class` images per class for `epochs`
 /// epochs, with the config's warm-up capped at `max_warmup_steps` (`None`: as configured), and
 /// returns the run's `metrics.csv` rows (kNN at random init in the first, after the last epoch
 /// in the last).
-///
-/// Each run is its own `unmix train` process: Burn's seed is per device and process-wide, so
-/// two runs in one process would draw each other's random numbers and stop being reproducible.
 fn train(
     name: &str,
     per_class: usize,
     epochs: usize,
     max_warmup_steps: Option<usize>,
 ) -> Vec<EpochRecord> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut config =
-        TrainConfig::load(&root.join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
-    config.data.path = root.join(&config.data.path);
+        TrainConfig::load(&root().join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
+    config.data.path = root().join(&config.data.path);
     config.data.train_per_class = Some(per_class);
     config.data.test_per_class = Some(100);
     config.optim.epochs = epochs;
     if let Some(cap) = max_warmup_steps {
         config.optim.warmup_steps = config.optim.warmup_steps.min(cap);
+    }
+    run(name, config)
+}
+
+/// Runs `config` (kNN only at random init and after the last epoch) and returns its
+/// `metrics.csv` rows. `UNMIX_LEARNS_SEED=N` replaces the config's seed, to measure a test's
+/// gain over seeds when setting its margin.
+///
+/// Each run is its own `unmix train` process: Burn's seed is per device and process-wide, so
+/// two runs in one process would draw each other's random numbers and stop being reproducible.
+fn run(name: &str, mut config: TrainConfig) -> Vec<EpochRecord> {
+    if let Ok(seed) = std::env::var("UNMIX_LEARNS_SEED") {
+        config.run.seed = seed
+            .parse()
+            .expect("UNMIX_LEARNS_SEED: expected an integer");
+        eprintln!("{name}: seed {}", config.run.seed);
     }
     config.eval.every_epochs = 0;
     let work = std::env::temp_dir().join(format!("unmix-learns-{name}-{}", std::process::id()));
@@ -107,57 +124,58 @@ enum Check {
 
 /// Runs `short` unless `UNMIX_LEARNS=full` (`cargo xtask test --full`), then `full`. CI runs
 /// the short checks; the full ones are those docs/methods.md records.
-fn check(name: &str, short: Check, full: Check) {
-    let chosen = match std::env::var("UNMIX_LEARNS").as_deref() {
+fn chosen(short: Check, full: Check) -> Check {
+    match std::env::var("UNMIX_LEARNS").as_deref() {
         Ok("full") => full,
         _ => short,
-    };
-    match chosen {
-        Check::Knn(length, warmup) => learns(name, length, warmup),
-        Check::LossFalls(length, warmup) => loss_falls(name, length, warmup),
     }
 }
 
-/// Trains as [`train`] does and checks the kNN gain over random init.
-fn learns(name: &str, length: Length, max_warmup_steps: Option<usize>) {
-    let Length {
-        per_class,
-        epochs,
-        margin,
-    } = length;
-    let (random_init, trained) =
-        first_and_last_knn(name, &train(name, per_class, epochs, max_warmup_steps));
-    let gain = trained - random_init;
-    eprintln!(
-        "{name} ({per_class}/class x {epochs} epochs): kNN top-1 random init {random_init:.2}%, trained {trained:.2}% ({gain:+.2} points)"
-    );
-    assert!(
-        gain >= margin,
-        "{name}: kNN gain {gain:.2} points < {margin} (random init {random_init:.2}%, trained {trained:.2}%)"
-    );
+/// Trains `configs/fashion_mnist/<name>.toml` at the chosen length and judges the run.
+fn check(name: &str, short: Check, full: Check) {
+    let check = chosen(short, full);
+    let (length, warmup) = match check {
+        Check::Knn(length, warmup) | Check::LossFalls(length, warmup) => (length, warmup),
+    };
+    let rows = train(name, length.per_class, length.epochs, warmup);
+    judge(name, check, &rows);
 }
 
-/// Trains as [`train`] does and checks that the method's own loss term (`plain`, without the
-/// Un-Mix terms) falls by `margin` from the first epoch's mean to the last's.
-fn loss_falls(name: &str, length: Length, max_warmup_steps: Option<usize>) {
+/// Checks a finished run's rows: the kNN gain over random init, or the fall of the method's own
+/// loss term (`plain`, without the Un-Mix terms) from the first epoch's mean to the last's.
+/// Both figures are printed either way.
+fn judge(name: &str, check: Check, rows: &[EpochRecord]) {
+    let loss: Vec<f64> = rows.iter().filter_map(|r| r.term("plain")).collect();
+    let (first, last) = (loss[0], loss[loss.len() - 1]);
+    let (random_init, trained) = first_and_last_knn(name, rows);
+    let gain = trained - random_init;
+    let (Check::Knn(length, _) | Check::LossFalls(length, _)) = check;
     let Length {
         per_class,
         epochs,
         margin,
     } = length;
-    let rows = train(name, per_class, epochs, max_warmup_steps);
-    let loss: Vec<f64> = rows.iter().filter_map(|r| r.term("plain")).collect();
-    let (random_init, trained) = first_and_last_knn(name, &rows);
-    let (first, last) = (loss[0], loss[loss.len() - 1]);
     eprintln!(
-        "{name} ({per_class}/class x {epochs} epochs): loss {first:.4} (epoch 1) -> {last:.4} (epoch {}); kNN top-1 {random_init:.2}% -> {trained:.2}%",
+        "{name} ({per_class}/class x {epochs} epochs): kNN top-1 random init {random_init:.2}%, trained {trained:.2}% ({gain:+.2} points); loss {first:.4} (epoch 1) -> {last:.4} (epoch {})",
         loss.len()
     );
-    assert!(
-        first - last >= margin,
-        "{name}: the loss fell by {:.4} < {margin} ({first:.4} -> {last:.4})",
-        first - last
-    );
+    match check {
+        Check::Knn(..) => assert!(
+            gain >= margin,
+            "{name}: kNN gain {gain:.2} points < {margin} (random init {random_init:.2}%, trained {trained:.2}%)"
+        ),
+        Check::LossFalls(..) => assert!(
+            first - last >= margin,
+            "{name}: the loss fell by {:.4} < {margin} ({first:.4} -> {last:.4})",
+            first - last
+        ),
+    }
+}
+
+/// Trains as [`train`] does and checks the kNN gain over random init (the ignored SwAV tests).
+fn learns(name: &str, length: Length, max_warmup_steps: Option<usize>) {
+    let rows = train(name, length.per_class, length.epochs, max_warmup_steps);
+    judge(name, Check::Knn(length, max_warmup_steps), &rows);
 }
 
 /// kNN top-1 at random init (epoch 0) and after the last epoch.
@@ -271,4 +289,60 @@ fn swav_unmix_loss_goes_down() {
         Check::LossFalls(len(200, 2, 0.10), SHORT_WARMUP),
         Check::LossFalls(len(200, 3, 0.12), SHORT_WARMUP),
     );
+}
+
+/// The authors' CIFAR-demo settings on the CIFAR binary path (issue 11): `configs/cifar10/<name>`
+/// as written (symmetric loss, linear head to 128-d, T 0.1, m 0.99, split BN 8 with shuffle-BN,
+/// the demo's stem initialisation, SGD 0.06 with wd 5e-4, cosine counted from 1, kNN k 200 t 0.1
+/// on the projection) on real Fashion-MNIST images written as CIFAR-10 binary files
+/// (`support/cifar_files.rs`). Only what makes the GPU job a CPU one changes: width 8, K 1,024
+/// (the demo's 4,096 is more keys than these runs have images: the queue would hold several
+/// copies of each positive), the batch, the image count and the epochs.
+///
+/// Measured (docs/methods.md, "The demo's settings at CPU scale"): at 300 images per class × 4
+/// epochs, batch 64, seed 0 gains +9.0 (MoCo) and +11.2 (with Un-Mix) kNN points, seed 1 +0.4
+/// and −6.8; at 200 × 3, batch 32, seeds 0 and 1 give +3.8 / −5.5 and +6.8 / −5.2, and the MoCo
+/// loss rises on every run (the queue fills with real keys). At these settings kNN first dips
+/// and how far depends on the seed's random-init kNN, as the reference's does (docs/methods.md,
+/// "Whole runs": seed 1 of ours gained +2.2 after 10 epochs of 5,000 images). So the tests are
+/// ignored until a check that holds over seeds fits CI; `UNMIX_LEARNS_SEED=N cargo test -p
+/// unmix-train --test learns demo_settings -- --ignored --nocapture` measures one seed.
+fn check_demo_settings(name: &str, check: Check, batch: usize) {
+    let (Check::Knn(length, _) | Check::LossFalls(length, _)) = check;
+    let work =
+        std::env::temp_dir().join(format!("unmix-learns-data-{name}-{}", std::process::id()));
+    let data = work.join("cifar-10-batches-bin");
+    write_cifar10_dir(
+        &data,
+        &cifar_shaped(Split::Train, length.per_class),
+        &cifar_shaped(Split::Test, 100),
+    );
+    let mut config =
+        TrainConfig::load(&root().join(format!("configs/cifar10/{name}.toml"))).unwrap();
+    config.data.path = data;
+    config.data.num_workers = 1;
+    config.run.device = "cpu".into();
+    config.model.backbone.width = 8;
+    config.optim.batch_size = batch;
+    config.optim.epochs = length.epochs;
+    match &mut config.method {
+        MethodConfig::Moco(m) => m.queue_len = 1024,
+        other => panic!("{name}: expected a MoCo config, got {other:?}"),
+    }
+    let label = format!("cifar10/{name} at the demo's settings, batch {batch}");
+    let rows = run(&format!("cifar10_{name}"), config);
+    let _ = std::fs::remove_dir_all(&work);
+    judge(&label, check, &rows);
+}
+
+#[test]
+#[ignore = "at the demo's settings kNN does not rise over random init on every seed within a CPU-sized run (docs/methods.md)"]
+fn moco_demo_settings_learn_on_cifar_files() {
+    check_demo_settings("moco", Check::Knn(len(300, 4, 2.0), None), 64);
+}
+
+#[test]
+#[ignore = "at the demo's settings kNN does not rise over random init on every seed within a CPU-sized run (docs/methods.md)"]
+fn moco_unmix_demo_settings_learn_on_cifar_files() {
+    check_demo_settings("moco_unmix", Check::Knn(len(300, 4, 2.0), None), 64);
 }

@@ -160,6 +160,22 @@ fn check_backends() -> Result<(), Failed> {
     run(clippy)
 }
 
+/// `cargo publish --dry-run` of every crate we publish, verification included: each is packaged
+/// alone and built from its package against the others' packages (cargo's temporary registry).
+/// The workspace-level `tests/` and `examples/` are not in the packages (cargo says so).
+fn publish_check() -> Result<(), Failed> {
+    let mut publish = cargo();
+    publish.args([
+        "publish",
+        "--dry-run",
+        "--allow-dirty",
+        "--workspace",
+        "--exclude",
+        "xtask",
+    ]);
+    run(publish)
+}
+
 const HELP: &str = "cargo xtask <task>
   train --config FILE [--device cpu|cuda|wgpu] [--resume | --overwrite] [--stop-after N] [--release]
   eval --checkpoint DIR [--device D]
@@ -167,7 +183,8 @@ const HELP: &str = "cargo xtask <task>
   bench [--device D]
   parity
   test [--full]
-  check-backends";
+  check-backends
+  publish-check";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -208,6 +225,7 @@ fn main() -> ExitCode {
         }
         Some("test") => test(rest.iter().any(|a| a == "--full")),
         Some("check-backends") => check_backends(),
+        Some("publish-check") => publish_check(),
         _ => {
             eprintln!("{HELP}");
             return ExitCode::from(if args.is_empty() { 0 } else { 2 });

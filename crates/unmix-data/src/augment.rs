@@ -129,8 +129,9 @@ fn prob(key: &'static str, p: f64) -> Result<(), DataError> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
-        Err(DataError::Config {
-            key,
+        Err(DataError::Setting {
+            owner: "AugmentationConfig",
+            field: key,
             value: p.to_string(),
             expected: "expected a probability in [0, 1]",
         })
@@ -141,23 +142,20 @@ impl AugmentationConfig {
     /// Checks every range; the error names the key.
     pub fn validate(&self) -> Result<(), DataError> {
         let bad = |key, value: String, expected| {
-            Err(DataError::Config {
-                key,
+            Err(DataError::Setting {
+                owner: "AugmentationConfig",
+                field: key,
                 value,
                 expected,
             })
         };
         if self.crop_size == 0 {
-            return bad(
-                "augmentation.crop_size",
-                "0".into(),
-                "expected a positive size",
-            );
+            return bad("crop_size", "0".into(), "expected a positive size");
         }
         let [s0, s1] = self.crop_scale;
         if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) {
             return bad(
-                "augmentation.crop_scale",
+                "crop_scale",
                 format!("{:?}", self.crop_scale),
                 "expected [lo, hi] with 0 < lo <= hi <= 1",
             );
@@ -165,20 +163,20 @@ impl AugmentationConfig {
         let [r0, r1] = self.crop_ratio;
         if !(r0 > 0.0 && r0 <= r1) {
             return bad(
-                "augmentation.crop_ratio",
+                "crop_ratio",
                 format!("{:?}", self.crop_ratio),
                 "expected [lo, hi] with 0 < lo <= hi",
             );
         }
-        prob("augmentation.hflip_prob", self.hflip_prob)?;
-        prob("augmentation.jitter_prob", self.jitter_prob)?;
-        prob("augmentation.grayscale_prob", self.grayscale_prob)?;
-        prob("augmentation.blur_prob", self.blur_prob)?;
-        prob("augmentation.solarize_prob", self.solarize_prob)?;
+        prob("hflip_prob", self.hflip_prob)?;
+        prob("jitter_prob", self.jitter_prob)?;
+        prob("grayscale_prob", self.grayscale_prob)?;
+        prob("blur_prob", self.blur_prob)?;
+        prob("solarize_prob", self.solarize_prob)?;
         let [b0, b1] = self.blur_sigma;
         if !(b0 > 0.0 && b0 <= b1 && b1.is_finite()) {
             return bad(
-                "augmentation.blur_sigma",
+                "blur_sigma",
                 format!("{:?}", self.blur_sigma),
                 "expected [lo, hi] with 0 < lo <= hi",
             );
@@ -186,17 +184,13 @@ impl AugmentationConfig {
         let [b, c, s, h] = self.jitter;
         if !(b >= 0.0 && c >= 0.0 && s >= 0.0 && (0.0..=0.5).contains(&h)) {
             return bad(
-                "augmentation.jitter",
+                "jitter",
                 format!("{:?}", self.jitter),
                 "expected brightness, contrast, saturation >= 0 and hue in [0, 0.5]",
             );
         }
         if self.std.iter().any(|&v| v <= 0.0) {
-            return bad(
-                "augmentation.std",
-                format!("{:?}", self.std),
-                "expected positive values",
-            );
+            return bad("std", format!("{:?}", self.std), "expected positive values");
         }
         Ok(())
     }
@@ -773,6 +767,9 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(err.to_string().contains("augmentation.grayscale_prob = 2"));
+        assert_eq!(
+            err.to_string(),
+            "AugmentationConfig.grayscale_prob = 2: expected a probability in [0, 1]"
+        );
     }
 }

@@ -30,11 +30,16 @@ pub enum DataError {
         /// Sum of the file.
         actual: String,
     },
-    /// A setting is out of range.
-    #[error("{key} = {value}: {expected}")]
-    Config {
-        /// The config key.
-        key: &'static str,
+    /// A field of a config (`AugmentationConfig`) or an argument of a constructor
+    /// (`MultiViewLoader::new`) is out of range. The message names it as this crate spells it;
+    /// an application that reads the config from a file can map `owner` and `field` onto its
+    /// own key.
+    #[error("{owner}.{field} = {value}: {expected}")]
+    Setting {
+        /// The type (or constructor) the value was given to.
+        owner: &'static str,
+        /// The field or argument.
+        field: &'static str,
         /// The value given.
         value: String,
         /// What is allowed.

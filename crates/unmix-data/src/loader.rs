@@ -132,15 +132,17 @@ impl MultiViewLoader {
         seed: u64,
     ) -> Result<Self, DataError> {
         if batch_size == 0 || batch_size > images.len() {
-            return Err(DataError::Config {
-                key: "optim.batch_size",
+            return Err(DataError::Setting {
+                owner: "MultiViewLoader::new",
+                field: "batch_size",
                 value: batch_size.to_string(),
                 expected: "expected 1 <= batch_size <= number of training images",
             });
         }
         if views.is_empty() {
-            return Err(DataError::Config {
-                key: "views",
+            return Err(DataError::Setting {
+                owner: "MultiViewLoader::new",
+                field: "views",
                 value: "0".into(),
                 expected: "expected at least one view",
             });

@@ -3,13 +3,30 @@ use thiserror::Error;
 /// Invalid model settings.
 #[derive(Debug, Error, PartialEq)]
 pub enum ModelError {
-    /// A size that must be positive was zero.
-    #[error("model.{key} = 0: expected a positive value")]
-    Zero {
-        /// The config key.
-        key: &'static str,
+    /// A field of a config (`ResNetConfig`, `HeadConfig`) or an argument of a constructor
+    /// (`Prototypes::new`) is out of range. The message names it as this crate spells it; an
+    /// application that reads the config from a file can map `owner` and `field` onto its own
+    /// key.
+    #[error("{owner}.{field} = {value}: {expected}")]
+    Setting {
+        /// The type (or constructor) the value was given to.
+        owner: &'static str,
+        /// The field or argument.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
     },
-    /// The number of stages does not match a ResNet.
-    #[error("model.layers = {0:?}: expected four stage depths, each >= 1")]
-    Layers(Vec<usize>),
+}
+
+impl ModelError {
+    pub(crate) fn zero(owner: &'static str, field: &'static str) -> Self {
+        ModelError::Setting {
+            owner,
+            field,
+            value: "0".into(),
+            expected: "expected a positive value",
+        }
+    }
 }

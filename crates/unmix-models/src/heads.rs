@@ -50,19 +50,25 @@ impl HeadConfig {
         }
     }
 
+    /// Checks the sizes; the error names the field.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        match self {
+            HeadConfig::Linear { out_dim: 0 } | HeadConfig::Mlp { out_dim: 0, .. } => {
+                Err(ModelError::zero("HeadConfig", "out_dim"))
+            }
+            HeadConfig::Mlp { hidden_dim: 0, .. } => {
+                Err(ModelError::zero("HeadConfig", "hidden_dim"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Builds the head for `in_dim` input features.
     pub fn init(&self, in_dim: usize, device: &Device) -> Result<ProjectionHead, ModelError> {
+        self.validate()?;
         let lin = |i, o| LinearConfig::new(i, o).init(device);
         let bn = |on: bool, c| on.then(|| SplitBatchNormConfig::new(c, 1).init(device));
         match self {
-            HeadConfig::Linear { out_dim: 0 } | HeadConfig::Mlp { out_dim: 0, .. } => {
-                Err(ModelError::Zero {
-                    key: "head.out_dim",
-                })
-            }
-            HeadConfig::Mlp { hidden_dim: 0, .. } => Err(ModelError::Zero {
-                key: "head.hidden_dim",
-            }),
             HeadConfig::Linear { out_dim } => Ok(ProjectionHead {
                 fc: lin(in_dim, *out_dim),
                 hidden: None,
@@ -122,5 +128,55 @@ impl ProjectionHead {
             Some(bn) => bn_1d(bn, x),
             None => x,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_sizes_are_rejected_naming_the_field() {
+        let err = HeadConfig::Linear { out_dim: 0 }.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "HeadConfig.out_dim = 0: expected a positive value"
+        );
+        let err = HeadConfig::mlp(0, 128).validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "HeadConfig.hidden_dim = 0: expected a positive value"
+        );
+        HeadConfig::mlp(2048, 128).validate().unwrap();
+        let device = Device::flex();
+        let err = HeadConfig::mlp(8, 0).init(4, &device).unwrap_err();
+        assert!(matches!(
+            err,
+            ModelError::Setting {
+                field: "out_dim",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn resnet_settings_are_checked_naming_the_field() {
+        use crate::ResNetConfig;
+        let bad = ResNetConfig {
+            layers: vec![2, 2, 2],
+            ..ResNetConfig::resnet18_cifar()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "ResNetConfig.layers = [2, 2, 2]: expected four stage depths, each >= 1"
+        );
+        let bad = ResNetConfig {
+            bn_splits: 0,
+            ..ResNetConfig::resnet18_cifar()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "ResNetConfig.bn_splits = 0: expected a positive value"
+        );
     }
 }

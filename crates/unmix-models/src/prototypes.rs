@@ -18,9 +18,7 @@ impl Prototypes {
     /// `count` prototypes of dimension `dim`, initialised like `nn.Linear` and normalised.
     pub fn new(count: usize, dim: usize, device: &Device) -> Result<Self, ModelError> {
         if count == 0 {
-            return Err(ModelError::Zero {
-                key: "method.prototypes",
-            });
+            return Err(ModelError::zero("Prototypes::new", "count"));
         }
         let bound = 1.0 / (dim.max(1) as f64).sqrt();
         let weight = Initializer::Uniform {

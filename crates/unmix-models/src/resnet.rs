@@ -147,7 +147,12 @@ impl ResNetConfig {
     /// Checks the settings; errors name the key.
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.layers.len() != 4 || self.layers.contains(&0) {
-            return Err(ModelError::Layers(self.layers.clone()));
+            return Err(ModelError::Setting {
+                owner: "ResNetConfig",
+                field: "layers",
+                value: format!("{:?}", self.layers),
+                expected: "expected four stage depths, each >= 1",
+            });
         }
         for (key, v) in [
             ("width", self.width),
@@ -155,7 +160,7 @@ impl ResNetConfig {
             ("bn_splits", self.bn_splits),
         ] {
             if v == 0 {
-                return Err(ModelError::Zero { key });
+                return Err(ModelError::zero("ResNetConfig", key));
             }
         }
         Ok(())

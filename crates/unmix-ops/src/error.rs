@@ -3,10 +3,16 @@ use thiserror::Error;
 /// Invalid mixture settings.
 #[derive(Debug, Error, PartialEq)]
 pub enum OpsError {
-    /// `p_global` must be a probability.
-    #[error("unmix.p_global = {0}: expected a probability in [0, 1]")]
-    PGlobal(f64),
-    /// `beta` parameterises `Beta(β, β)` and must be positive and finite.
-    #[error("unmix.beta = {0}: expected a finite value > 0")]
-    Beta(f64),
+    /// A field of [`UnMixConfig`](crate::UnMixConfig) is out of range. The message names the
+    /// field as this crate spells it; an application that reads the config from a file can map
+    /// `field` onto its own key.
+    #[error("UnMixConfig.{field} = {value}: {expected}")]
+    Setting {
+        /// The field of `UnMixConfig`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
 }

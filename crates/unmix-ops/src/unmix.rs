@@ -35,10 +35,18 @@ impl UnMixConfig {
     /// Checks ranges; the error names the key and the expected range.
     pub fn validate(&self) -> Result<(), OpsError> {
         if !(0.0..=1.0).contains(&self.p_global) {
-            return Err(OpsError::PGlobal(self.p_global));
+            return Err(OpsError::Setting {
+                field: "p_global",
+                value: self.p_global.to_string(),
+                expected: "expected a probability in [0, 1]",
+            });
         }
         if !(self.beta.is_finite() && self.beta > 0.0) {
-            return Err(OpsError::Beta(self.beta));
+            return Err(OpsError::Setting {
+                field: "beta",
+                value: self.beta.to_string(),
+                expected: "expected a finite value > 0",
+            });
         }
         Ok(())
     }
@@ -178,12 +186,22 @@ mod tests {
             ..Default::default()
         };
         let err = UnMix::new(bad, 0).unwrap_err();
-        assert!(err.to_string().contains("unmix.p_global = 1.5"));
+        assert_eq!(
+            err.to_string(),
+            "UnMixConfig.p_global = 1.5: expected a probability in [0, 1]"
+        );
         let bad = UnMixConfig {
             beta: 0.0,
             ..Default::default()
         };
-        assert_eq!(UnMix::new(bad, 0).unwrap_err(), OpsError::Beta(0.0));
+        assert_eq!(
+            UnMix::new(bad, 0).unwrap_err(),
+            OpsError::Setting {
+                field: "beta",
+                value: "0".into(),
+                expected: "expected a finite value > 0",
+            }
+        );
     }
 
     #[test]

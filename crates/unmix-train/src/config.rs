@@ -11,7 +11,7 @@ use unmix_data::DataConfig;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 use unmix_ops::UnMixConfig;
 
-use crate::error::TrainError;
+use crate::error::{AtKey, TrainError};
 use crate::eval::EvalConfig;
 use crate::methods::MethodConfig;
 use crate::optim::OptimConfig;
@@ -123,9 +123,11 @@ impl TrainConfig {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), TrainError> {
-        self.model.backbone.validate()?;
-        self.unmix.validate()?;
-        self.data.augmentation.validate()?;
+        // The library crates name their own fields; `at` puts them under their tables here.
+        self.model.backbone.validate().at("model.backbone")?;
+        self.model.head.validate().at("model.head")?;
+        self.unmix.validate().at("unmix")?;
+        self.data.augmentation.validate().at("data.augmentation")?;
         self.optim.validate()?;
         let batch = self.optim.batch_size;
         if !batch.is_multiple_of(self.model.backbone.bn_splits) {
@@ -481,6 +483,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`lr` is a value"), "{err}");
+    }
+
+    /// The library crates name their own fields (`UnMixConfig.p_global`); errors reaching the
+    /// user of the config file name the file's keys instead.
+    #[test]
+    fn library_setting_errors_name_the_config_keys() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/fashion_mnist/byol.toml");
+        for (set, said) in [
+            (
+                "unmix.p_global=1.5",
+                "unmix.p_global = 1.5: expected a probability",
+            ),
+            (
+                "unmix.beta=0.0",
+                "unmix.beta = 0: expected a finite value > 0",
+            ),
+            (
+                "model.backbone.width=0",
+                "model.backbone.width = 0: expected a positive",
+            ),
+            (
+                "model.backbone.layers=[2, 2]",
+                "model.backbone.layers = [2, 2]: expected four",
+            ),
+            (
+                "model.head={kind = \"mlp\", hidden_dim = 0, out_dim = 256}",
+                "model.head.hidden_dim = 0: expected a positive",
+            ),
+            (
+                "method.predictor={kind = \"linear\", out_dim = 0}",
+                "method.predictor.out_dim = 0: expected a positive",
+            ),
+            (
+                "data.augmentation.grayscale_prob=2.0",
+                "data.augmentation.grayscale_prob = 2: expected a probability",
+            ),
+            (
+                "data.augmentation.crop_scale=[0.5, 0.2]",
+                "data.augmentation.crop_scale = [0.5, 0.2]: expected [lo, hi]",
+            ),
+        ] {
+            let err = TrainConfig::load_with(&p, &[set.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(said), "--set {set}: {err}");
+            assert!(!err.contains("Config."), "--set {set}: {err}");
+        }
     }
 
     #[test]

@@ -110,3 +110,59 @@ impl TrainError {
         }
     }
 }
+
+/// Names a library crate's setting error by its key in the config file: the library crates
+/// name their own fields (`ResNetConfig.width`), the config file nests those types under
+/// tables (`[model.backbone]`), and this is the one place that maps the first onto the second.
+pub(crate) trait AtKey<T> {
+    /// `table` is where the library type sits in the config (`model.backbone`,
+    /// `data.augmentation`, `unmix`); other errors pass through unchanged.
+    fn at(self, table: &str) -> Result<T, TrainError>;
+}
+
+fn setting_at(table: &str, field: &str, value: String, expected: &str) -> TrainError {
+    TrainError::Value {
+        key: format!("{table}.{field}"),
+        value,
+        expected: expected.to_string(),
+    }
+}
+
+impl<T> AtKey<T> for Result<T, unmix_ops::OpsError> {
+    fn at(self, table: &str) -> Result<T, TrainError> {
+        self.map_err(|e| match e {
+            unmix_ops::OpsError::Setting {
+                field,
+                value,
+                expected,
+            } => setting_at(table, field, value, expected),
+        })
+    }
+}
+
+impl<T> AtKey<T> for Result<T, unmix_models::ModelError> {
+    fn at(self, table: &str) -> Result<T, TrainError> {
+        self.map_err(|e| match e {
+            unmix_models::ModelError::Setting {
+                field,
+                value,
+                expected,
+                ..
+            } => setting_at(table, field, value, expected),
+        })
+    }
+}
+
+impl<T> AtKey<T> for Result<T, unmix_data::DataError> {
+    fn at(self, table: &str) -> Result<T, TrainError> {
+        self.map_err(|e| match e {
+            unmix_data::DataError::Setting {
+                field,
+                value,
+                expected,
+                ..
+            } => setting_at(table, field, value, expected),
+            other => TrainError::Data(other),
+        })
+    }
+}

@@ -16,7 +16,7 @@ use unmix_losses::{byol_loss, byol_regression, unmix_combine};
 use unmix_models::{Encoder, EncoderConfig, HeadConfig, ProjectionHead, momentum_update};
 use unmix_ops::MixedBatch;
 
-use crate::error::TrainError;
+use crate::error::{AtKey, TrainError};
 use crate::method::{
     Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, ViewForward, encode_views,
 };
@@ -92,6 +92,7 @@ impl ByolConfig {
                 "expected a finite multiple >= 0 of the learning rate",
             ));
         }
+        self.predictor.validate().at("method.predictor")?;
         let emb = encoder.head.out_dim();
         if self.predictor.out_dim() != emb {
             return Err(TrainError::value(

@@ -20,9 +20,15 @@ use lars::LarsConfig;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScheduleConfig {
-    /// `lr·½(1+cos(π·epoch/epochs))` per epoch, epochs counted from 0 (MoCo `--cos`, the CIFAR
-    /// demo).
-    Cosine {},
+    /// `lr·½(1+cos(π·epoch/epochs))` per epoch (MoCo `--cos`, the CIFAR demo).
+    Cosine {
+        /// The number the first epoch gets in the formula: 0 (MoCo's `main_moco.py`, whose
+        /// loop starts at epoch 0: the first epoch runs at `lr`) or 1 (the CIFAR demo
+        /// `unmix_c10.py`, whose loop starts at 1: the first epoch already runs at
+        /// `lr·½(1+cos(π/epochs))` and the last at 0).
+        #[serde(default)]
+        first_epoch: u32,
+    },
     /// Cosine from `lr` to `min_lr` per step over the steps after warm-up (solo-learn's
     /// `warmup_cosine`, SwAV).
     CosineStep {
@@ -171,7 +177,7 @@ impl Default for OptimConfig {
             optimizer: OptimizerConfig::Sgd {
                 momentum: default_momentum(),
             },
-            schedule: ScheduleConfig::Cosine {},
+            schedule: ScheduleConfig::Cosine { first_epoch: 0 },
         }
     }
 }
@@ -248,7 +254,16 @@ impl OptimConfig {
                     ));
                 }
             }
-            ScheduleConfig::Cosine {} | ScheduleConfig::Constant {} => {}
+            ScheduleConfig::Cosine { first_epoch } => {
+                if *first_epoch > 1 {
+                    return Err(TrainError::value(
+                        "optim.schedule.first_epoch",
+                        first_epoch,
+                        "expected 0 (MoCo's main_moco.py) or 1 (the CIFAR demo)",
+                    ));
+                }
+            }
+            ScheduleConfig::Constant {} => {}
         }
         Ok(())
     }

@@ -16,9 +16,9 @@ pub fn scaled_lr(o: &OptimConfig) -> f64 {
 ///
 /// Warm-up (when `warmup_epochs` or `warmup_steps` is set) rises linearly from
 /// `warmup_start_lr` at step 0 to the scaled rate at the end of the warm-up. After it:
-/// - `cosine`: `lr·½(1 + cos(π·epoch/epochs))`, per epoch (MoCo `--cos`). The CIFAR demo counts
-///   epochs from 1, which shifts it by one epoch; we count from 0 so the first epoch uses the
-///   base rate.
+/// - `cosine`: `lr·½(1 + cos(π·epoch/epochs))`, per epoch (MoCo `--cos`), the epoch counted
+///   from `first_epoch`: 0 as `main_moco.py` (the first epoch uses the base rate), 1 as the CIFAR
+///   demo (one epoch later on the same curve, reaching 0 in the last epoch).
 /// - `cosine_step`: `min + (lr − min)·½(1 + cos(π·t/T))` over the `T` steps after warm-up
 ///   (solo-learn `warmup_cosine`, SwAV).
 /// - `step`: `lr·gamma^k`, `k` the number of milestones `<=` the epoch.
@@ -34,7 +34,10 @@ pub fn learning_rate(o: &OptimConfig, step: u64, steps_per_epoch: usize) -> f64 
     let pi = std::f64::consts::PI;
     match &o.schedule {
         ScheduleConfig::Constant {} => base,
-        ScheduleConfig::Cosine {} => base * 0.5 * (1.0 + (pi * epoch / o.epochs as f64).cos()),
+        ScheduleConfig::Cosine { first_epoch } => {
+            let e = epoch + f64::from(*first_epoch);
+            base * 0.5 * (1.0 + (pi * e / o.epochs as f64).cos())
+        }
         ScheduleConfig::CosineStep { min_lr } => {
             let total = (o.epochs as f64 * per_epoch - warmup).max(1.0);
             let t = (s - warmup).min(total);
@@ -89,7 +92,7 @@ mod tests {
 
     #[test]
     fn per_epoch_cosine_and_constant() {
-        let o = optim(ScheduleConfig::Cosine {});
+        let o = optim(ScheduleConfig::Cosine { first_epoch: 0 });
         // 7 steps per epoch: every step of an epoch shares its rate.
         assert_eq!(learning_rate(&o, 0, 7), 0.06);
         assert_eq!(learning_rate(&o, 6, 7), 0.06);
@@ -100,6 +103,25 @@ mod tests {
             learning_rate(&optim(ScheduleConfig::Constant {}), 63, 7),
             0.06
         );
+    }
+
+    /// The CIFAR demo's `adjust_learning_rate(optimizer, epoch, args)` with its loop
+    /// `for epoch in range(1, args.epochs + 1)`: `lr *= 0.5 * (1 + cos(pi * epoch / epochs))`.
+    #[test]
+    fn cosine_counted_from_one_is_the_demo_schedule() {
+        let o = optim(ScheduleConfig::Cosine { first_epoch: 1 });
+        // python: [0.06 * 0.5 * (1 + math.cos(math.pi * e / 10)) for e in (1, 5, 10)]
+        //   = [0.058531695488854, 0.03, 0.0]
+        assert!((learning_rate(&o, 0, 7) - 0.058531695488854).abs() < 1e-12);
+        assert!((learning_rate(&o, 6, 7) - 0.058531695488854).abs() < 1e-12);
+        assert!((learning_rate(&o, 28, 7) - 0.03).abs() < 1e-12);
+        assert!(learning_rate(&o, 63, 7).abs() < 1e-12);
+        let bad = OptimConfig {
+            schedule: ScheduleConfig::Cosine { first_epoch: 2 },
+            ..OptimConfig::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.starts_with("optim.schedule.first_epoch = 2"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use unmix_ops::UnMix;
 
 use crate::config::TrainConfig;
 use crate::device::parse_device;
-use crate::error::TrainError;
+use crate::error::{AtKey, TrainError};
 use crate::method::Method;
 use crate::methods::MethodTask;
 use metrics::EpochRecord;
@@ -106,8 +106,19 @@ pub(crate) fn loader_and_unmix<M: Method>(
     let views = model
         .views()
         .iter()
-        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)))
+        .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)).at("data.augmentation"))
         .collect::<Result<Vec<_>, _>>()?;
+    let batch = config.optim.batch_size;
+    if batch > train_set.len() {
+        return Err(TrainError::value(
+            "optim.batch_size",
+            batch,
+            &format!(
+                "expected at most the {} training images (batches are never padded)",
+                train_set.len()
+            ),
+        ));
+    }
     let loader = MultiViewLoader::new(
         Arc::new(train_set),
         views,
@@ -115,6 +126,6 @@ pub(crate) fn loader_and_unmix<M: Method>(
         config.data.num_workers,
         seed,
     )?;
-    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED)?;
+    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED).at("unmix")?;
     Ok((loader, unmix))
 }
