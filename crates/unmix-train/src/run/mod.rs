@@ -108,24 +108,16 @@ pub(crate) fn loader_and_unmix<M: Method>(
         .iter()
         .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)).at("data.augmentation"))
         .collect::<Result<Vec<_>, _>>()?;
-    let batch = config.optim.batch_size;
-    if batch > train_set.len() {
-        return Err(TrainError::value(
-            "optim.batch_size",
-            batch,
-            &format!(
-                "expected at most the {} training images (batches are never padded)",
-                train_set.len()
-            ),
-        ));
-    }
+    // The loader checks the batch against the image count; its `batch_size` is `optim.batch_size`
+    // (its other argument it checks, `views`, comes from the method, never from the file).
     let loader = MultiViewLoader::new(
         Arc::new(train_set),
         views,
         config.optim.batch_size,
         config.data.num_workers,
         seed,
-    )?;
+    )
+    .at("optim")?;
     let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED).at("unmix")?;
     Ok((loader, unmix))
 }
