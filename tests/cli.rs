@@ -331,3 +331,39 @@ fn a_run_name_cannot_leave_out_dir() {
     assert!(text.contains("run.name"), "{text}");
     assert!(!dir.join("../../escaped").exists());
 }
+
+/// The dataset-level image mixture (`[data.image_mixture]`) runs end to end in a training run
+/// and is recorded in the resolved config; a method whose views differ in size (SwAV's
+/// multi-crop) is refused with the key and the crop sizes.
+#[test]
+fn image_mixture_trains_and_refuses_multi_crop() {
+    let (dir, _) = one_finished_epoch(
+        "image-mixture",
+        "[data.image_mixture]\nenabled = true\nkind = \"im\"\ng_prob = 0.5\nr_prob = 0.5",
+    );
+    let resolved = std::fs::read_to_string(dir.join("tiny/config.toml")).unwrap();
+    assert!(
+        resolved.contains("[data.image_mixture]") && resolved.contains("g_prob = 0.5"),
+        "{resolved}"
+    );
+    assert_eq!(
+        metrics(&dir.join("tiny")).len(),
+        3,
+        "random init and one epoch"
+    );
+    let out = dir.join("swav");
+    let (ok, text) = unmix(&[
+        "train",
+        "--config",
+        "configs/fashion_mnist/swav.toml",
+        "--set",
+        &format!("run.out_dir=\"{}\"", out.display()),
+        "--set",
+        "data.image_mixture.enabled=true",
+    ]);
+    assert!(!ok);
+    assert!(
+        text.contains("data.image_mixture.enabled = true") && text.contains("[28, 28, 12, 12]"),
+        "{text}"
+    );
+}

@@ -8,7 +8,8 @@
 //! - `parity`: step-level parity of our methods with the PyTorch references in
 //!   `docs/reference/` (`tests/parity.rs`; skipped with a message without Python and torch).
 //! - `test [--full]`: the whole CI: fmt, then one build of every target under clippy
-//!   (`-D warnings`) that also runs every test; `--full` runs the learn tests at full length.
+//!   (`-D warnings`) that also runs every test; `--full` runs the learn tests at full length
+//!   and the CIFAR-demo-settings learn tests.
 //! - `check-backends`: clippy with the `cuda` and `wgpu` features compiled in (their type
 //!   check; a second compilation of the dependency tree, so not part of `test`).
 
@@ -95,7 +96,8 @@ fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
 /// way `cargo clippy` itself runs it, with `-D warnings`): one compilation of every target both
 /// lints and produces the test binaries, where `cargo clippy` followed by `cargo test` compiled
 /// the dependency tree twice (check mode, then code generation). `full` also runs the
-/// full-length learn tests (`UNMIX_LEARNS=full`, see `tests/learns.rs`).
+/// full-length learn tests (`UNMIX_LEARNS=full`, see `tests/learns.rs`), then the ignored
+/// CIFAR-demo-settings ones.
 fn test(full: bool) -> Result<(), Failed> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -110,7 +112,28 @@ fn test(full: bool) -> Result<(), Failed> {
     if full {
         tests.env("UNMIX_LEARNS", "full");
     }
-    run(tests)
+    run(tests)?;
+    if full {
+        // The CIFAR-demo-settings learn tests are ignored in CI's run (each takes about 25
+        // minutes); the same build runs them here.
+        let mut demo = cargo();
+        demo.args([
+            "test",
+            "-p",
+            "unmix-train",
+            "--test",
+            "learns",
+            "demo_settings",
+        ]);
+        demo.args(["--", "--ignored"]);
+        demo.env("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?);
+        demo.env(
+            "CLIPPY_ARGS",
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+        );
+        run(demo)?;
+    }
+    Ok(())
 }
 
 /// `clippy-driver` of the active toolchain.

@@ -70,6 +70,10 @@ pub struct DataConfig {
     /// The augmentation of the training views.
     #[serde(default)]
     pub augmentation: AugmentationConfig,
+    /// The dataset-level image mixture (`CMC_with_Image_Mixture`'s `--IM`), applied by the
+    /// loader after the augmentation; off by default.
+    #[serde(default)]
+    pub image_mixture: unmix_ops::ImageMixtureConfig,
 }
 
 fn one() -> usize {
@@ -139,6 +143,7 @@ mod tests {
             cifar100_labels: Cifar100Labels::Fine,
             num_workers: 1,
             augmentation: AugmentationConfig::default(),
+            image_mixture: Default::default(),
         };
         let (train, test) = data.load().unwrap();
         assert_eq!((train.len(), test.len()), (30, 20));

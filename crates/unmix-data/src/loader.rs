@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use unmix_ops::{ImageMixture, SampleViews};
 
 use crate::augment::{Rgb, ViewTransform};
 use crate::error::DataError;
@@ -120,6 +121,7 @@ pub struct MultiViewLoader {
     batch_size: usize,
     num_workers: usize,
     seed: u64,
+    mixture: Option<Arc<ImageMixture>>,
 }
 
 impl MultiViewLoader {
@@ -153,7 +155,49 @@ impl MultiViewLoader {
             batch_size,
             num_workers: num_workers.max(1),
             seed,
+            mixture: None,
         })
+    }
+
+    /// Applies the dataset-level image mixture ([`ImageMixture`], `CMC_with_Image_Mixture`) to
+    /// every sample: partners are other images of this loader's set, each freshly augmented by
+    /// the same view transforms, drawn from the sample's own generator (so batches stay a
+    /// function of `(seed, epoch, sample)`). Every view of a sample gets the same partner, λ and
+    /// box, so the views must share one size (multi-crop cannot be mixed).
+    pub fn with_image_mixture(mut self, mixture: ImageMixture) -> Result<Self, DataError> {
+        let sizes: Vec<usize> = self.views.iter().map(|t| t.config().crop_size).collect();
+        if sizes.iter().any(|&s| s != sizes[0]) {
+            return Err(DataError::Setting {
+                owner: "MultiViewLoader::with_image_mixture",
+                field: "views",
+                value: format!("{sizes:?}"),
+                expected: "expected views of one size: every view of a sample is mixed with the same box",
+            });
+        }
+        mixture
+            .check_side(sizes[0])
+            .map_err(|e| DataError::Setting {
+                owner: "MultiViewLoader::with_image_mixture",
+                field: "mixture",
+                value: e.to_string(),
+                expected: "expected settings that fit the crop size",
+            })?;
+        self.mixture = (mixture.config().enabled).then(|| Arc::new(mixture));
+        Ok(self)
+    }
+
+    /// Every view of image `i`, augmented with draws from `rng`.
+    fn augment_views(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
+        let img = &self.images;
+        let rgb = Rgb::from_u8(img.image(i), img.channels, img.height, img.width);
+        self.views
+            .iter()
+            .map(|t| {
+                let mut out = vec![0f32; t.output_len()];
+                t.augment(&rgb, rng, &mut out);
+                out
+            })
+            .collect()
     }
 
     /// Full batches per epoch.
@@ -176,11 +220,24 @@ impl MultiViewLoader {
         let mut views = views;
         let img = &self.images;
         for (row, &i) in indices.iter().enumerate() {
-            let rgb = Rgb::from_u8(img.image(i), img.channels, img.height, img.width);
             let mut rng = sample_rng(self.seed, epoch, i);
-            for (t, buf) in self.views.iter().zip(views.iter_mut()) {
-                let len = t.output_len();
-                t.augment(&rgb, &mut rng, &mut buf[row * len..(row + 1) * len]);
+            let mut sample = self.augment_views(i, &mut rng);
+            if let Some(mixture) = &self.mixture {
+                let side = self.views[0].config().crop_size;
+                let mut mixed = SampleViews {
+                    views: sample,
+                    side,
+                };
+                let mut fetch = |j: usize, rng: &mut ChaCha8Rng| SampleViews {
+                    views: self.augment_views(j, rng),
+                    side,
+                };
+                mixture.apply(&mut mixed, img.len(), &mut rng, &mut fetch);
+                sample = mixed.views;
+            }
+            for (view, buf) in sample.iter().zip(views.iter_mut()) {
+                let len = view.len();
+                buf[row * len..(row + 1) * len].copy_from_slice(view);
             }
         }
         HostBatch {

@@ -147,3 +147,74 @@ fn loader_is_reproducible_whatever_the_worker_count_and_resumes_mid_epoch() {
     // Views are normalised 3×28×28 images.
     assert_eq!(one[0].views[0].len(), 16 * 3 * 28 * 28);
 }
+
+/// The dataset-level image mixture in the loader, on real images: batches stay a function of
+/// `(seed, epoch, sample)` whatever the worker count, a sample keeps its own index, and with
+/// every attempt forced to fire (`g_prob = r_prob = 1`) no sample equals its unmixed views.
+#[test]
+fn loader_with_image_mixture_is_reproducible_and_mixes_every_view() {
+    use unmix_ops::{ImageMixture, ImageMixtureConfig};
+    let train = fashion_mnist::load(&embedded(), Split::Train).unwrap();
+    let set = Arc::new(train.subset(&(0..100).collect::<Vec<_>>()));
+    let always = ImageMixture::new(ImageMixtureConfig {
+        enabled: true,
+        g_prob: 1.0,
+        r_prob: 1.0,
+        ..Default::default()
+    })
+    .unwrap();
+    let mixed = |workers| {
+        small_loader(&set, workers, 7)
+            .with_image_mixture(always.clone())
+            .unwrap()
+            .epoch(3, 0)
+            .collect::<Vec<_>>()
+    };
+    let (one, three) = (mixed(1), mixed(3));
+    let plain: Vec<_> = small_loader(&set, 1, 7).epoch(3, 0).collect();
+    for ((a, b), p) in one.iter().zip(&three).zip(&plain) {
+        assert_eq!(a.views, b.views);
+        assert_eq!(a.indices, p.indices);
+        let len = 3 * 28 * 28;
+        for row in 0..a.len() {
+            for v in 0..2 {
+                let rows = row * len..(row + 1) * len;
+                assert_ne!(
+                    a.views[v][rows.clone()],
+                    p.views[v][rows],
+                    "sample {row} view {v}"
+                );
+            }
+        }
+    }
+    // Disabled, the mixture changes nothing.
+    let off = small_loader(&set, 2, 7)
+        .with_image_mixture(ImageMixture::new(ImageMixtureConfig::default()).unwrap())
+        .unwrap();
+    assert_eq!(off.epoch(3, 0).next().unwrap().views, plain[0].views);
+}
+
+#[test]
+fn image_mixture_needs_views_of_one_size() {
+    use unmix_ops::{ImageMixture, ImageMixtureConfig};
+    let train = fashion_mnist::load(&embedded(), Split::Train).unwrap();
+    let set = Arc::new(train.subset(&(0..40).collect::<Vec<_>>()));
+    let view = |crop_size| {
+        ViewTransform::new(AugmentationConfig {
+            crop_size,
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let loader = MultiViewLoader::new(set, vec![view(28), view(12)], 16, 1, 0).unwrap();
+    let on = ImageMixture::new(ImageMixtureConfig {
+        enabled: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let err = loader.with_image_mixture(on).unwrap_err().to_string();
+    assert!(
+        err.starts_with("MultiViewLoader::with_image_mixture.views = [28, 12]"),
+        "{err}"
+    );
+}

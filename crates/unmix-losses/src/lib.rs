@@ -9,6 +9,10 @@
 //! - [`byol_regression`], [`byol_loss`]: BYOL's `2 − 2·cos` and its symmetrised form.
 //! - [`sinkhorn`], [`swav_loss`], [`swav_unmix_terms`]: SwAV's codes, swapped prediction over
 //!   crops, and the Un-Mix terms in the reference-code and paper-formula variants.
+//! - [`nce_loss`], [`nce_normalizer`], [`nce_softmax_loss`]: CMC's NCE with its constant
+//!   normaliser and its softmax alternative, for memory-bank methods.
+//! - [`hard_negative_instance_loss`], [`propagation_loss`], [`select_positives`]: Invariance
+//!   Propagation's instance and propagation losses on memory-bank similarities.
 //! - [`unmix_combine`]: `λ·direct + (1−λ)·reverse`, the one weighting every method uses.
 //!
 //! ```
@@ -25,7 +29,9 @@
 
 mod byol;
 mod info_nce;
+mod invariance_propagation;
 mod moco;
+mod nce;
 mod normalize;
 mod nt_xent;
 mod swav;
@@ -35,7 +41,9 @@ mod unmix;
 
 pub use byol::{byol_loss, byol_regression};
 pub use info_nce::info_nce;
+pub use invariance_propagation::{hard_negative_instance_loss, propagation_loss, select_positives};
 pub use moco::{MocoEmbeddings, MocoLoss, MocoLossTerms};
+pub use nce::{nce_loss, nce_normalizer, nce_softmax_loss};
 pub use normalize::l2_normalize;
 pub use nt_xent::nt_xent;
 pub use swav::{SwavReverse, sinkhorn, swapped_prediction, swav_loss, swav_unmix_terms};

@@ -7,6 +7,9 @@
 //! - [`ProjectionHead`]: the linear head of MoCo v1, the MLP heads of MoCo v2, SimCLR, SwAV and
 //!   BYOL (with or without batch norm), and BYOL's predictor.
 //! - [`Prototypes`]: SwAV's unit-norm prototype vectors.
+//! - [`MemoryBank`]: one embedding per training image with its momentum update by sample id
+//!   (InsDis, CMC, Invariance Propagation) and a chunked top-k search; [`NeighbourGraph`]:
+//!   Invariance Propagation's kNN graph over it and its propagation.
 //! - [`Encoder`]: backbone + head, the unit a momentum copy is made of.
 //! - [`momentum_update`]: the EMA of a target module towards an online one, BN running
 //!   statistics included; [`ShuffleBn`]: the key encoder's batch shuffle.
@@ -30,8 +33,10 @@
 mod encoder;
 mod error;
 mod heads;
+mod memory_bank;
 mod momentum;
 mod named_tensors;
+mod neighbour_graph;
 mod prototypes;
 mod resnet;
 mod shuffle_bn;
@@ -40,8 +45,10 @@ mod split_batch_norm;
 pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
 pub use heads::{HeadConfig, ProjectionHead};
+pub use memory_bank::MemoryBank;
 pub use momentum::{momentum_update, sync_running_stats};
 pub use named_tensors::{NamedTensor, named_gradients, named_tensors};
+pub use neighbour_graph::NeighbourGraph;
 pub use prototypes::Prototypes;
 pub use resnet::{Block, BlockKind, ResNet, ResNetConfig, Stem, StemInit};
 pub use shuffle_bn::ShuffleBn;

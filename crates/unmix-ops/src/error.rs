@@ -3,12 +3,15 @@ use thiserror::Error;
 /// Invalid mixture settings.
 #[derive(Debug, Error, PartialEq)]
 pub enum OpsError {
-    /// A field of [`UnMixConfig`](crate::UnMixConfig) is out of range. The message names the
-    /// field as this crate spells it; an application that reads the config from a file can map
-    /// `field` onto its own key.
-    #[error("UnMixConfig.{field} = {value}: {expected}")]
+    /// A field of a settings type ([`UnMixConfig`](crate::UnMixConfig),
+    /// [`ImageMixtureConfig`](crate::ImageMixtureConfig)) is out of range. The message names
+    /// the type and field as this crate spells them; an application that reads the config from
+    /// a file can map `field` onto its own key.
+    #[error("{owner}.{field} = {value}: {expected}")]
     Setting {
-        /// The field of `UnMixConfig`.
+        /// The settings type.
+        owner: &'static str,
+        /// Its field.
         field: &'static str,
         /// The value given.
         value: String,

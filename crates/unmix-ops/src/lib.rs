@@ -6,6 +6,9 @@
 //! [`region_mix`] pastes one CutMix box from the reverse and reports the exact share of pixels
 //! left to each sample. [`UnMix`] ties them together behind a seeded, per-step sampler.
 //!
+//! [`ImageMixture`] is the older, dataset-level operator (`CMC_with_Image_Mixture`): an
+//! augmentation applied per sample by the loader, with partners drawn from the whole dataset.
+//!
 //! ```
 //! use burn::prelude::*;
 //! use unmix_ops::{UnMix, UnMixConfig};
@@ -22,6 +25,7 @@ mod coefficients;
 mod error;
 mod flip;
 mod global_mix;
+mod image_mixture;
 mod region_mix;
 mod unmix;
 
@@ -29,5 +33,8 @@ pub use coefficients::{MixDraw, MixKind};
 pub use error::OpsError;
 pub use flip::flip_batch;
 pub use global_mix::global_mix;
+pub use image_mixture::{
+    ImageMixture, ImageMixtureConfig, ImageMixtureKind, MixtureEvent, SampleViews,
+};
 pub use region_mix::{CutBox, bbox_at, rand_bbox, region_mix};
 pub use unmix::{MixedBatch, UnMix, UnMixConfig};

@@ -36,6 +36,7 @@ impl UnMixConfig {
     pub fn validate(&self) -> Result<(), OpsError> {
         if !(0.0..=1.0).contains(&self.p_global) {
             return Err(OpsError::Setting {
+                owner: "UnMixConfig",
                 field: "p_global",
                 value: self.p_global.to_string(),
                 expected: "expected a probability in [0, 1]",
@@ -43,6 +44,7 @@ impl UnMixConfig {
         }
         if !(self.beta.is_finite() && self.beta > 0.0) {
             return Err(OpsError::Setting {
+                owner: "UnMixConfig",
                 field: "beta",
                 value: self.beta.to_string(),
                 expected: "expected a finite value > 0",
@@ -197,6 +199,7 @@ mod tests {
         assert_eq!(
             UnMix::new(bad, 0).unwrap_err(),
             OpsError::Setting {
+                owner: "UnMixConfig",
                 field: "beta",
                 value: "0".into(),
                 expected: "expected a finite value > 0",

@@ -128,6 +128,10 @@ impl TrainConfig {
         self.model.head.validate().at("model.head")?;
         self.unmix.validate().at("unmix")?;
         self.data.augmentation.validate().at("data.augmentation")?;
+        self.data
+            .image_mixture
+            .validate()
+            .at("data.image_mixture")?;
         self.optim.validate()?;
         let batch = self.optim.batch_size;
         if !batch.is_multiple_of(self.model.backbone.bn_splits) {
@@ -523,6 +527,14 @@ mod tests {
                 "data.augmentation.crop_scale=[0.5, 0.2]",
                 "data.augmentation.crop_scale = [0.5, 0.2]: expected [lo, hi]",
             ),
+            (
+                "data.image_mixture.g_prob=1.5",
+                "data.image_mixture.g_prob = 1.5: expected a probability",
+            ),
+            (
+                "data.image_mixture.area_ratio_range=[0.4, 0.02]",
+                "data.image_mixture.area_ratio_range = [0.4, 0.02]: expected 0 < low < high <= 1",
+            ),
         ] {
             let err = TrainConfig::load_with(&p, &[set.to_string()])
                 .unwrap_err()
@@ -539,6 +551,7 @@ mod tests {
             ("[optim]", "learning_rate = 0.1"),
             ("[unmix]", "prob = 0.5"),
             ("[eval]", "k = 5"),
+            ("[data.image_mixture]", "type = \"IM\""),
         ] {
             let text = format!(
                 "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\nkind = \"moco\"\n{section}\n{key}\n"

@@ -135,6 +135,7 @@ impl<T> AtKey<T> for Result<T, unmix_ops::OpsError> {
                 field,
                 value,
                 expected,
+                ..
             } => setting_at(table, field, value, expected),
         })
     }
