@@ -164,7 +164,12 @@ impl MultiViewLoader {
     /// the same view transforms, drawn from the sample's own generator (so batches stay a
     /// function of `(seed, epoch, sample)`). Every view of a sample gets the same partner, λ and
     /// box, so the views must share one size (multi-crop cannot be mixed).
+    /// A disabled mixture changes nothing and is accepted with any views.
     pub fn with_image_mixture(mut self, mixture: ImageMixture) -> Result<Self, DataError> {
+        if !mixture.config().enabled {
+            self.mixture = None;
+            return Ok(self);
+        }
         let sizes: Vec<usize> = self.views.iter().map(|t| t.config().crop_size).collect();
         if sizes.iter().any(|&s| s != sizes[0]) {
             return Err(DataError::Setting {
@@ -182,7 +187,7 @@ impl MultiViewLoader {
                 value: e.to_string(),
                 expected: "expected settings that fit the crop size",
             })?;
-        self.mixture = (mixture.config().enabled).then(|| Arc::new(mixture));
+        self.mixture = Some(Arc::new(mixture));
         Ok(self)
     }
 

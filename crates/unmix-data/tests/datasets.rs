@@ -195,7 +195,7 @@ fn loader_with_image_mixture_is_reproducible_and_mixes_every_view() {
 }
 
 #[test]
-fn image_mixture_needs_views_of_one_size() {
+fn image_mixture_needs_views_of_one_size_when_enabled() {
     use unmix_ops::{ImageMixture, ImageMixtureConfig};
     let train = fashion_mnist::load(&embedded(), Split::Train).unwrap();
     let set = Arc::new(train.subset(&(0..40).collect::<Vec<_>>()));
@@ -207,6 +207,9 @@ fn image_mixture_needs_views_of_one_size() {
         .unwrap()
     };
     let loader = MultiViewLoader::new(set, vec![view(28), view(12)], 16, 1, 0).unwrap();
+    // Off (the default), it is accepted with any views: multi-crop methods run as before.
+    let off = ImageMixture::new(ImageMixtureConfig::default()).unwrap();
+    let loader = loader.with_image_mixture(off).unwrap();
     let on = ImageMixture::new(ImageMixtureConfig {
         enabled: true,
         ..Default::default()
