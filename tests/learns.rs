@@ -295,12 +295,13 @@ fn swav_unmix_loss_goes_down() {
 /// shuffle-BN, the demo's stem initialisation, SGD 0.06 with wd 5e-4, cosine counted from 1, kNN
 /// k 200 t 0.1 on the projection) on real Fashion-MNIST images written as CIFAR-10 binary files
 /// (`support/cifar_files.rs`), at the CPU scale of the issue's whole runs: width 8, batch 128,
-/// 5,000 training images (500 per class), 10 epochs, 1,000 test images.
+/// 5,000 training images (500 per class), 6 epochs, 1,000 test images.
 ///
-/// Measured (docs/methods.md, "The demo's settings at CPU scale"), kNN gain over random init
-/// after 6 epochs: seed 0 +11.30 (MoCo) and +13.10 (with Un-Mix), seed 1 −3.00 and +1.10; so
-/// the tests run 10 epochs, the whole runs' length, after which every seed of the whole-run
-/// table gained (MoCo +11.40 / +2.24 / +13.32, Un-Mix +13.46 / +3.11 / +11.31). Margin: 1 point.
+/// Measured (docs/methods.md, "The demo's settings at CPU scale"), kNN gain over random init:
+/// 6 epochs, seed 0 +11.30 (MoCo) and +13.10 (with Un-Mix), seed 1 −3.00 and +1.10; 10 epochs,
+/// seed 1, MoCo +0.30 and Un-Mix +3.50. Margins are about half of seed 0's gains, as for the other learn tests;
+/// on seed 1 (random-init kNN 61.5%, high) MoCo does not gain at these lengths, so these tests
+/// do not yet show learning that holds over seeds (issue 11, item 7).
 ///
 /// Why not in CI's budget: at these settings kNN first dips below random init, by an amount
 /// that depends on the seed's random-init kNN, and climbs back only after a few hundred steps;
@@ -333,18 +334,18 @@ fn check_demo_settings(name: &str, check: Check) {
 }
 
 /// The length of the demo-settings runs.
-const DEMO_LENGTH: (usize, usize) = (500, 10);
+const DEMO_LENGTH: (usize, usize) = (500, 6);
 
 #[test]
-#[ignore = "about 25 minutes per run on 2 cores, over CI's budget: `cargo xtask test --full` runs it"]
+#[ignore = "about 15 minutes per run on 2 cores, over CI's budget; seed 1 does not gain (docs/methods.md): `cargo xtask test --full` runs it"]
 fn moco_demo_settings_learn_on_cifar_files() {
     let (per_class, epochs) = DEMO_LENGTH;
-    check_demo_settings("moco", Check::Knn(len(per_class, epochs, 1.0), None));
+    check_demo_settings("moco", Check::Knn(len(per_class, epochs, 5.5), None));
 }
 
 #[test]
-#[ignore = "about 25 minutes per run on 2 cores, over CI's budget: `cargo xtask test --full` runs it"]
+#[ignore = "about 15 minutes per run on 2 cores, over CI's budget; seed 1 does not gain (docs/methods.md): `cargo xtask test --full` runs it"]
 fn moco_unmix_demo_settings_learn_on_cifar_files() {
     let (per_class, epochs) = DEMO_LENGTH;
-    check_demo_settings("moco_unmix", Check::Knn(len(per_class, epochs, 1.0), None));
+    check_demo_settings("moco_unmix", Check::Knn(len(per_class, epochs, 6.5), None));
 }

@@ -114,7 +114,7 @@ fn test(full: bool) -> Result<(), Failed> {
     }
     run(tests)?;
     if full {
-        // The CIFAR-demo-settings learn tests are ignored in CI's run (each takes about 25
+        // The CIFAR-demo-settings learn tests are ignored in CI's run (each takes about 15
         // minutes); the same build runs them here.
         let mut demo = cargo();
         demo.args([
