@@ -102,13 +102,8 @@ fn test(full: bool) -> Result<(), Failed> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt)?;
-    let mut tests = cargo();
+    let mut tests = linted_cargo()?;
     tests.args(["test", "--workspace"]);
-    tests.env("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?);
-    tests.env(
-        "CLIPPY_ARGS",
-        "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
-    );
     if full {
         tests.env("UNMIX_LEARNS", "full");
     }
@@ -116,24 +111,24 @@ fn test(full: bool) -> Result<(), Failed> {
     if full {
         // The CIFAR-demo-settings learn tests are ignored in CI's run (each takes about 15
         // minutes); the same build runs them here.
-        let mut demo = cargo();
-        demo.args([
-            "test",
-            "-p",
-            "unmix-train",
-            "--test",
-            "learns",
-            "demo_settings",
-        ]);
-        demo.args(["--", "--ignored"]);
-        demo.env("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?);
-        demo.env(
-            "CLIPPY_ARGS",
-            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
-        );
+        let mut demo = linted_cargo()?;
+        demo.args(["test", "-p", "unmix-train", "--test", "learns"]);
+        demo.args(["demo_settings", "--", "--ignored"]);
         run(demo)?;
     }
     Ok(())
+}
+
+/// `cargo` whose workspace crates are compiled by `clippy-driver` with `-D warnings`: the
+/// same build lints and produces the binaries (see [`test`]).
+fn linted_cargo() -> Result<Command, Failed> {
+    let mut c = cargo();
+    c.env("RUSTC_WORKSPACE_WRAPPER", clippy_driver()?);
+    c.env(
+        "CLIPPY_ARGS",
+        "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
+    );
+    Ok(c)
 }
 
 /// `clippy-driver` of the active toolchain.

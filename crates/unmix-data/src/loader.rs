@@ -163,8 +163,12 @@ impl MultiViewLoader {
     /// every sample: partners are other images of this loader's set, each freshly augmented by
     /// the same view transforms, drawn from the sample's own generator (so batches stay a
     /// function of `(seed, epoch, sample)`). Every view of a sample gets the same partner, λ and
-    /// box, so the views must share one size (multi-crop cannot be mixed).
-    /// A disabled mixture changes nothing and is accepted with any views.
+    /// box, so the views must share one size (multi-crop cannot be mixed). A disabled mixture
+    /// changes nothing and is accepted with any views.
+    ///
+    /// Errors name the mixture's own fields (`ImageMixtureConfig.enabled` for views of
+    /// several sizes, `ImageMixtureConfig.mask_size` for a Cutout mask that cannot fit), so an
+    /// application can map them onto its config keys.
     pub fn with_image_mixture(mut self, mixture: ImageMixture) -> Result<Self, DataError> {
         if !mixture.config().enabled {
             self.mixture = None;
@@ -173,36 +177,48 @@ impl MultiViewLoader {
         let sizes: Vec<usize> = self.views.iter().map(|t| t.config().crop_size).collect();
         if sizes.iter().any(|&s| s != sizes[0]) {
             return Err(DataError::Setting {
-                owner: "MultiViewLoader::with_image_mixture",
-                field: "views",
-                value: format!("{sizes:?}"),
+                owner: "ImageMixtureConfig",
+                field: "enabled",
+                value: format!("true (views of sizes {sizes:?})"),
                 expected: "expected views of one size: every view of a sample is mixed with the same box",
             });
         }
-        mixture
-            .check_side(sizes[0])
-            .map_err(|e| DataError::Setting {
-                owner: "MultiViewLoader::with_image_mixture",
-                field: "mixture",
-                value: e.to_string(),
-                expected: "expected settings that fit the crop size",
-            })?;
+        mixture.check_side(sizes[0]).map_err(|e| match e {
+            unmix_ops::OpsError::Setting {
+                owner,
+                field,
+                value,
+                expected,
+            } => DataError::Setting {
+                owner,
+                field,
+                value,
+                expected,
+            },
+        })?;
         self.mixture = Some(Arc::new(mixture));
         Ok(self)
     }
 
-    /// Every view of image `i`, augmented with draws from `rng`.
-    fn augment_views(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
+    /// Every view of image `i`, augmented with draws from `rng`, into `out[v]`.
+    fn augment_into(&self, i: usize, rng: &mut ChaCha8Rng, out: &mut [&mut [f32]]) {
         let img = &self.images;
         let rgb = Rgb::from_u8(img.image(i), img.channels, img.height, img.width);
-        self.views
+        for (t, buf) in self.views.iter().zip(out.iter_mut()) {
+            t.augment(&rgb, rng, buf);
+        }
+    }
+
+    /// Every view of image `i` in buffers of its own (a mixture partner).
+    fn augment_views(&self, i: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
+        let mut views: Vec<Vec<f32>> = self
+            .views
             .iter()
-            .map(|t| {
-                let mut out = vec![0f32; t.output_len()];
-                t.augment(&rgb, rng, &mut out);
-                out
-            })
-            .collect()
+            .map(|t| vec![0f32; t.output_len()])
+            .collect();
+        let mut out: Vec<&mut [f32]> = views.iter_mut().map(Vec::as_mut_slice).collect();
+        self.augment_into(i, rng, &mut out);
+        views
     }
 
     /// Full batches per epoch.
@@ -226,21 +242,30 @@ impl MultiViewLoader {
         let img = &self.images;
         for (row, &i) in indices.iter().enumerate() {
             let mut rng = sample_rng(self.seed, epoch, i);
-            let mut sample = self.augment_views(i, &mut rng);
-            if let Some(mixture) = &self.mixture {
-                let side = self.views[0].config().crop_size;
-                let mut mixed = SampleViews {
-                    views: sample,
-                    side,
-                };
-                let mut fetch = |j: usize, rng: &mut ChaCha8Rng| SampleViews {
-                    views: self.augment_views(j, rng),
-                    side,
-                };
-                mixture.apply(&mut mixed, img.len(), &mut rng, &mut fetch);
-                sample = mixed.views;
-            }
-            for (view, buf) in sample.iter().zip(views.iter_mut()) {
+            let Some(mixture) = &self.mixture else {
+                // No mixture: augment straight into the batch, no per-sample buffers.
+                let mut out: Vec<&mut [f32]> = views
+                    .iter_mut()
+                    .zip(self.views.iter())
+                    .map(|(buf, t)| {
+                        let len = t.output_len();
+                        &mut buf[row * len..(row + 1) * len]
+                    })
+                    .collect();
+                self.augment_into(i, &mut rng, &mut out);
+                continue;
+            };
+            let side = self.views[0].config().crop_size;
+            let mut mixed = SampleViews {
+                views: self.augment_views(i, &mut rng),
+                side,
+            };
+            let mut fetch = |j: usize, rng: &mut ChaCha8Rng| SampleViews {
+                views: self.augment_views(j, rng),
+                side,
+            };
+            mixture.apply(&mut mixed, img.len(), &mut rng, &mut fetch);
+            for (view, buf) in mixed.views.iter().zip(views.iter_mut()) {
                 let len = view.len();
                 buf[row * len..(row + 1) * len].copy_from_slice(view);
             }

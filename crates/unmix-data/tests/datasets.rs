@@ -215,9 +215,34 @@ fn image_mixture_needs_views_of_one_size_when_enabled() {
         ..Default::default()
     })
     .unwrap();
-    let err = loader.with_image_mixture(on).unwrap_err().to_string();
+    let err = loader
+        .clone()
+        .with_image_mixture(on)
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.starts_with("MultiViewLoader::with_image_mixture.views = [28, 12]"),
+        err.starts_with("ImageMixtureConfig.enabled = true (views of sizes [28, 12])"),
+        "{err}"
+    );
+    // A Cutout mask kept inside a 12-pixel crop cannot be 50 pixels: named by its field.
+    let small = MultiViewLoader::new(
+        Arc::new(train.subset(&(0..40).collect::<Vec<_>>())),
+        vec![view(12), view(12)],
+        16,
+        1,
+        0,
+    )
+    .unwrap();
+    let inside = ImageMixture::new(ImageMixtureConfig {
+        enabled: true,
+        kind: unmix_ops::ImageMixtureKind::Cutout,
+        cutout_inside: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let err = small.with_image_mixture(inside).unwrap_err().to_string();
+    assert!(
+        err.starts_with("ImageMixtureConfig.mask_size = 50"),
         "{err}"
     );
 }

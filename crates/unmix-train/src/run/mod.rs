@@ -108,7 +108,6 @@ pub(crate) fn loader_and_unmix<M: Method>(
         .iter()
         .map(|v| ViewTransform::new(v.apply(&config.data.augmentation)).at("data.augmentation"))
         .collect::<Result<Vec<_>, _>>()?;
-    let sizes: Vec<usize> = views.iter().map(|v| v.config().crop_size).collect();
     // The loader checks the batch against the image count; its `batch_size` is `optim.batch_size`
     // (its other argument it checks, `views`, comes from the method, never from the file).
     let loader = MultiViewLoader::new(
@@ -119,22 +118,9 @@ pub(crate) fn loader_and_unmix<M: Method>(
         seed,
     )
     .at("optim")?;
-    // The mixture's own ranges were checked with the config; what remains is whether it fits
-    // the method's crops (one size for every view, Cutout's mask inside the crop). Checked
-    // here, before the loader, so that the errors name the config file's keys.
+    // The loader checks that the mixture fits the method's crops (one size for every view,
+    // Cutout's mask inside the crop) and names `ImageMixtureConfig`'s fields: mapped here.
     let mixture = ImageMixture::new(config.data.image_mixture.clone()).at("data.image_mixture")?;
-    if mixture.config().enabled {
-        if sizes.iter().any(|&s| s != sizes[0]) {
-            return Err(TrainError::value(
-                "data.image_mixture.enabled",
-                true,
-                &format!(
-                    "expected a method whose views share one size (this method's crops: {sizes:?}): every view of a sample is mixed with the same box"
-                ),
-            ));
-        }
-        mixture.check_side(sizes[0]).at("data.image_mixture")?;
-    }
     let loader = loader
         .with_image_mixture(mixture)
         .at("data.image_mixture")?;
