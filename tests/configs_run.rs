@@ -5,13 +5,15 @@
 //! from real Fashion-MNIST images (padded to 32×32, grey on three channels; the reader is
 //! checked against the format in `unmix-data`'s tests). Only what makes a GPU job a CPU one
 //! changes: the backbone's width (4), the batch (16, which every queue length divides), the
-//! image count and the device; one epoch runs while the schedules span the config's epochs.
+//! image count and the device (and a memory-bank method's background, which must fit the
+//! smaller bank); one epoch runs while the schedules span the config's epochs.
 //! The `fashion_mnist` configs are run in full by `learns.rs`.
 
 use std::path::PathBuf;
 
 use unmix_data::fashion_mnist::Split;
 use unmix_train::TrainConfig;
+use unmix_train::methods::MethodConfig;
 use unmix_train::{RunOptions, train};
 
 #[path = "support/cifar_files.rs"]
@@ -32,7 +34,7 @@ fn runs_every_config_of(dataset: &str) {
         .map(|e| e.unwrap().path())
         .collect();
     names.sort();
-    assert!(names.len() >= 12, "{dataset}: {} configs", names.len());
+    assert!(names.len() >= 14, "{dataset}: {} configs", names.len());
     for path in names {
         let mut config = TrainConfig::load(&path).unwrap();
         config.data.path = data_dir.clone();
@@ -41,6 +43,10 @@ fn runs_every_config_of(dataset: &str) {
         config.data.num_workers = 1;
         config.model.backbone.width = 4;
         config.optim.batch_size = 16;
+        // A memory-bank method's background must be smaller than the bank: 80 images here.
+        if let MethodConfig::InvariancePropagation(m) = &mut config.method {
+            m.n_background = 32;
+        }
         config.run.out_dir = work.join("runs");
         // One run directory per config: a directory belongs to one run.
         config.run.name = path.file_stem().unwrap().to_string_lossy().into_owned();

@@ -191,3 +191,22 @@ fn byol_steps_match_the_pytorch_reference() {
         check(&format!("byol_per_view_unmix_{branch:?}"), c);
     }
 }
+
+/// Invariance Propagation (`configs/fashion_mnist/invariance_propagation[_unmix].toml`) with the
+/// propagation loss on from the first step (`ramp = "zero"`: with the binary ramp step 0 has
+/// `L_ins` alone) and a background of 32 of the 100 bank rows. At step 0 the graph is the
+/// reference's zeros, so every candidate is id 0; the graph update is compared exactly.
+#[test]
+fn invariance_propagation_steps_match_the_pytorch_reference() {
+    if !torch_available() {
+        return;
+    }
+    for base in ["invariance_propagation", "invariance_propagation_unmix"] {
+        let mut c = config(base);
+        if let MethodConfig::InvariancePropagation(m) = &mut c.method {
+            m.n_background = 32;
+            m.ramp = unmix_train::methods::PropagationRamp::Zero;
+        }
+        check(base, c);
+    }
+}

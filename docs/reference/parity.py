@@ -319,7 +319,42 @@ def byol(record, meta, cfg, report):
                 "leaves them to the target's own forwards; never read (train mode)", ok=None)
 
 
-METHODS = {"moco": moco, "swav": swav, "simclr": simclr, "byol": byol}
+def invariance_propagation(record, meta, cfg, report):
+    from invariance_propagation_pytorch import InvariancePropagation
+
+    ref = InvariancePropagation(cfg["model"], dict(cfg["method"]))
+    load_into(ref.encoder, record, "init/encoder.")
+    ref.train()
+    if DOUBLE:
+        ref.double()
+        record = {k: v.double() for k, v in record.items()}
+    bank, neigh = record["init/bank.memory"], record["init/graph.table"].long()
+    x, idx = record["input/view0"], record["input/indices"].long()
+    mixed = record.get("input/mixed")
+    lam = float(meta["lambda"]) if mixed is not None else None
+    lr = float(meta["lr"])
+    opt = optimizer(list(ref.parameters()), cfg, lr)
+
+    # Step 0 is the reference's first epoch, `i_epoch` 1.
+    loss, terms, neigh_after, f = ref(x, idx, bank, neigh, 1, mixed, lam)
+    opt.zero_grad()
+    loss.backward()
+    report.check("loss", torch.tensor(float(meta["loss"])), loss.detach(), LOSS_RTOL)
+    for name, value in terms.items():
+        report.check(f"loss term: {name}", torch.tensor(float(meta[f"term/{name}"])), value.detach(), LOSS_RTOL)
+    compare_gradients(record, ref.encoder, "encoder.", report)
+    opt.step()
+    compare_state(record, ref.encoder, "encoder.", "encoder after SGD", False, report, lr)
+    compare_state(record, ref.encoder, "encoder.", "encoder BN running statistics", True, report)
+    with torch.no_grad():
+        bank_after = ref.update_points(bank, f.detach(), idx)
+    report.check("memory bank after the momentum update", record["after/bank.memory"], bank_after, PARAM_RTOL)
+    # Ids are exact: any difference is a different neighbour.
+    report.check("kNN graph after update_nn", record["after/graph.table"], neigh_after, 0.0)
+
+
+METHODS = {"moco": moco, "swav": swav, "simclr": simclr, "byol": byol,
+           "invariance_propagation": invariance_propagation}
 
 # How many standard errors a statistic of ours may sit from the reference's (about 120
 # statistics are tested per record).

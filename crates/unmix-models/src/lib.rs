@@ -9,7 +9,8 @@
 //! - [`Prototypes`]: SwAV's unit-norm prototype vectors.
 //! - [`MemoryBank`]: one embedding per training image with its momentum update by sample id
 //!   (InsDis, CMC, Invariance Propagation) and a chunked top-k search; [`NeighbourGraph`]:
-//!   Invariance Propagation's kNN graph over it and its propagation.
+//!   Invariance Propagation's kNN graph over it and its propagation, on the device. Both are
+//!   module state, so checkpoints keep them.
 //! - [`Encoder`]: backbone + head, the unit a momentum copy is made of.
 //! - [`momentum_update`]: the EMA of a target module towards an online one, BN running
 //!   statistics included; [`ShuffleBn`]: the key encoder's batch shuffle.

@@ -6,7 +6,9 @@ use burn::prelude::*;
 use unmix_data::MultiViewBatch;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 use unmix_ops::{MixKind, MixedBatch};
-use unmix_train::methods::{ByolConfig, MocoConfig, SimclrConfig, SwavConfig};
+use unmix_train::methods::{
+    ByolConfig, InvariancePropagationConfig, MocoConfig, SimclrConfig, SwavConfig,
+};
 use unmix_train::{Method, ParamGroup, StepContext};
 
 fn encoder() -> EncoderConfig {
@@ -350,4 +352,123 @@ fn swav_mixture_codes_use_the_queue() {
     // The queue is in use at step 2 (not at step 1, when 6 of its 12 rows are filled).
     let (plain_filling, _) = terms(1);
     assert!((plain_full - plain_filling).abs() > 1e-6);
+}
+
+fn term(out: &unmix_train::StepOutput<impl Sized>, name: &str) -> Option<f32> {
+    out.terms
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t.clone().into_scalar::<f32>())
+}
+
+fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
+    let [_, w] = t.dims();
+    let v: Vec<f32> = t.into_data().convert::<f32>().try_to_vec().unwrap();
+    v.chunks(w).map(|c| c.to_vec()).collect()
+}
+
+fn invariance_propagation() -> InvariancePropagationConfig {
+    InvariancePropagationConfig {
+        n_background: 8,
+        k_nearest: 2,
+        diffusion_layers: 2,
+        n_pos: 3,
+        ..Default::default()
+    }
+}
+
+/// The method with a bank of 20 samples.
+fn invariance_propagation_of_20(device: &Device) -> unmix_train::methods::InvariancePropagation {
+    invariance_propagation()
+        .init(&encoder(), 20, device)
+        .unwrap()
+}
+
+#[test]
+fn invariance_propagation_identity_mixture_equals_instance_loss() {
+    let device = Device::flex().autodiff();
+    let model = invariance_propagation_of_20(&device);
+    assert_eq!(model.views().len(), 1, "one view per image");
+    let mixed = MixedBatch {
+        images: batch(&device, 2).views[0].clone(),
+        lambda: 1.0,
+        kind: MixKind::Global,
+    };
+    let out = model.forward_train(&batch(&device, 2), Some(&mixed), &ctx(0));
+    let (instance, mixed) = (
+        term(&out, "instance").unwrap(),
+        term(&out, "mixed").unwrap(),
+    );
+    // λ = 1: only the direct term, the same embeddings against the same bank.
+    assert!((instance - mixed).abs() < 1e-5, "{instance} vs {mixed}");
+    // Epoch 1 of the reference: the binary ramp of 30 keeps propagation off.
+    assert_eq!(term(&out, "propagation"), None);
+    // The reference's epoch 31 (ours 30, counted from 0): on, weighted by lam_inv.
+    let late = StepContext {
+        epoch: 30,
+        ..ctx(0)
+    };
+    let out = model.forward_train(&batch(&device, 2), None, &late);
+    let propagation = term(&out, "propagation").unwrap();
+    let instance = term(&out, "instance").unwrap();
+    let total: f32 = out.loss.into_scalar();
+    assert!(propagation > 0.0);
+    assert!((total - instance - propagation).abs() < 1e-5);
+}
+
+#[test]
+fn invariance_propagation_updates_the_batch_rows_of_bank_and_graph() {
+    let device = Device::flex().autodiff();
+    let model = invariance_propagation_of_20(&device);
+    let before = rows(model.bank.all());
+    let b = batch(&device, 2);
+    let out = model.forward_train(&b, None, &ctx(0));
+    let model = model.after_step(out.state, &ctx(0));
+    let after = rows(model.bank.all());
+    for id in 0..20 {
+        let norm: f32 = after[id].iter().map(|v| v * v).sum::<f32>().sqrt();
+        if b.indices.contains(&id) {
+            // v ← normalize(0.5·v + 0.5·f): a unit row, moved.
+            assert!((norm - 1.0).abs() < 1e-5, "row {id}: norm {norm}");
+            assert_ne!(after[id], before[id], "row {id}");
+        } else {
+            assert_eq!(after[id], before[id], "row {id} is not in the batch");
+        }
+    }
+    let ids = Tensor::<1, Int>::from_data([0, 1, 2, 3, 4, 5, 6], &device);
+    let graph: Vec<i64> = model
+        .graph
+        .neighbours(ids)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .unwrap();
+    for id in 0..6 {
+        let row = &graph[id * 2..id * 2 + 2];
+        assert!(
+            !row.contains(&(id as i64)),
+            "sample {id} is its own neighbour: {row:?}"
+        );
+    }
+    // Sample 6 was not in the batch: the reference's zeros.
+    assert_eq!(&graph[12..14], &[0, 0]);
+}
+
+#[test]
+fn invariance_propagation_needs_a_bank_larger_than_its_background() {
+    let device = Device::flex();
+    let e = invariance_propagation()
+        .init(&encoder(), 8, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("method.n_background = 8"), "{e}");
+    let e = InvariancePropagationConfig {
+        n_background: 4,
+        k_nearest: 4,
+        ..Default::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("method.n_background = 4"), "{e}");
 }

@@ -129,6 +129,7 @@ pub fn evaluate_checkpoint(
     }
     let top1 = config.method.build(
         &config.model,
+        train_set.len(),
         &device,
         Eval {
             dir,

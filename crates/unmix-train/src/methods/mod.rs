@@ -3,6 +3,7 @@
 //! here, a variant and its arms below, and nothing in the loop.
 
 pub mod byol;
+pub mod invariance_propagation;
 pub mod moco;
 pub mod simclr;
 pub mod swav;
@@ -12,6 +13,9 @@ use unmix_models::EncoderConfig;
 
 use crate::error::TrainError;
 pub use byol::{Byol, ByolConfig};
+pub use invariance_propagation::{
+    InvariancePropagation, InvariancePropagationConfig, PropagationRamp,
+};
 pub use moco::{Moco, MocoConfig};
 pub use simclr::{Simclr, SimclrConfig};
 pub use swav::{Swav, SwavConfig};
@@ -28,6 +32,8 @@ pub enum MethodConfig {
     Byol(ByolConfig),
     /// SwAV.
     Swav(SwavConfig),
+    /// Invariance Propagation (a memory-bank method: one view per image).
+    InvariancePropagation(InvariancePropagationConfig),
 }
 
 /// Work to do with a built method, whatever its type: how the trainer and the evaluator get a
@@ -40,15 +46,20 @@ pub trait MethodTask {
 }
 
 impl MethodConfig {
-    /// Builds the configured method on `device` and hands it to `task`. Adding a method adds
-    /// one arm here and nothing in the trainer.
+    /// Builds the configured method on `device` for a training set of `train_images` samples
+    /// (the size of a memory bank) and hands it to `task`. Adding a method adds one arm here
+    /// and nothing in the trainer.
     pub fn build<T: MethodTask>(
         &self,
         encoder: &EncoderConfig,
+        train_images: usize,
         device: &burn::prelude::Device,
         task: T,
     ) -> Result<T::Output, TrainError> {
         match self {
+            MethodConfig::InvariancePropagation(m) => {
+                task.run(m.init(encoder, train_images, device)?)
+            }
             MethodConfig::Moco(m) => task.run(m.init(encoder, device)?),
             MethodConfig::Simclr(m) => task.run(m.init(encoder, device)?),
             MethodConfig::Byol(m) => task.run(m.init(encoder, device)?),
@@ -63,6 +74,7 @@ impl MethodConfig {
             MethodConfig::Simclr(m) => m.validate(),
             MethodConfig::Byol(m) => m.validate(encoder),
             MethodConfig::Swav(m) => m.validate(batch_size),
+            MethodConfig::InvariancePropagation(m) => m.validate(),
         }
     }
 }

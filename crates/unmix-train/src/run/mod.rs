@@ -81,17 +81,26 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome,
     let device_spec = options.device.clone().unwrap_or(config.run.device.clone());
     let device = parse_device(&device_spec)?.autodiff();
     device.seed(config.run.seed);
-    struct Train<'a>(&'a TrainConfig, &'a RunOptions, &'a Device, &'a RunDir);
+    let sets = config.data.load()?;
+    let train_images = sets.0.len();
+    struct Train<'a>(
+        &'a TrainConfig,
+        &'a RunOptions,
+        &'a Device,
+        &'a RunDir,
+        (ImageSet, ImageSet),
+    );
     impl MethodTask for Train<'_> {
         type Output = TrainOutcome;
         fn run<M: Method>(self, model: M) -> Result<TrainOutcome, TrainError> {
-            train_loop::train_method(model, self.0, self.1, self.2, self.3)
+            train_loop::train_method(model, self.0, self.1, self.2, self.3, self.4)
         }
     }
     config.method.build(
         &config.model,
+        train_images,
         &device,
-        Train(config, options, &device, &run_dir),
+        Train(config, options, &device, &run_dir, sets),
     )
 }
 

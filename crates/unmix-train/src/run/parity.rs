@@ -65,6 +65,7 @@ pub fn record_step(config: &TrainConfig, out: &Path) -> Result<StepRecord, Train
     }
     config.method.build(
         &config.model,
+        train_set.len(),
         &device,
         Record {
             config,
@@ -129,6 +130,12 @@ fn record_method<M: Method>(
         inputs.push(image_tensor("mixed", m.images.clone()));
     }
     let n = batch.indices.len();
+    // Sample ids, for the memory-bank methods (exact in f32 below 2^24).
+    inputs.push(NamedTensor {
+        path: "indices".into(),
+        shape: vec![n],
+        values: batch.indices.iter().map(|&i| i as f32).collect(),
+    });
     for view in 0..2u64 {
         let perm = crate::methods::moco::key_shuffle(seed, 0, view, n).permutation();
         inputs.push(NamedTensor {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use unmix_data::ViewTransform;
+use unmix_data::{ImageSet, ViewTransform};
 
 use super::checkpoint::{self, LoopState};
 use super::metrics::{EpochRecord, MetricsFile, StepLog};
@@ -24,11 +24,11 @@ pub(crate) fn train_method<M: Method>(
     options: &RunOptions,
     device: &Device,
     run_dir: &RunDir,
+    (train_set, test_set): (ImageSet, ImageSet),
 ) -> Result<TrainOutcome, TrainError> {
     let started = Instant::now();
     let dir = run_dir.path();
     let o = &config.optim;
-    let (train_set, test_set) = config.data.load()?;
     let transform = ViewTransform::new(config.data.augmentation.clone())?;
     let evaluate = |m: &M| knn_top1(m, config, (&train_set, &test_set), &transform, device);
     let (loader, unmix) = loader_and_unmix(&model, config, train_set.clone())?;
