@@ -290,6 +290,22 @@ fn swav_unmix_loss_goes_down() {
     );
 }
 
+// Invariance Propagation collapses at this scale, ours and our PyTorch reference of its code alike
+// (docs/methods.md, "Invariance Propagation at CPU scale": its instance loss reaches ln 1,024 and
+// kNN falls from 56 to 32). The tests ask for what its configs are for, a kNN gain at their full
+// length, and stay ignored until a CPU-sized setting that learns is found.
+#[test]
+#[ignore = "Invariance Propagation collapses at CPU scale, as the reference does (docs/methods.md)"]
+fn invariance_propagation_learns() {
+    learns("invariance_propagation", len(400, 16, 2.0), None);
+}
+
+#[test]
+#[ignore = "Invariance Propagation collapses at CPU scale, as the reference does (docs/methods.md)"]
+fn invariance_propagation_unmix_learns() {
+    learns("invariance_propagation_unmix", len(400, 16, 2.0), None);
+}
+
 /// The authors' CIFAR-demo settings on the CIFAR binary path (issue 11): `configs/cifar10/<name>`
 /// as written (symmetric loss, linear head to 128-d, K 4,096, m 0.99, T 0.1, split BN 8 with
 /// shuffle-BN, the demo's stem initialisation, SGD 0.06 with wd 5e-4, cosine counted from 1, kNN
