@@ -306,6 +306,20 @@ fn invariance_propagation_unmix_learns() {
     learns("invariance_propagation_unmix", len(400, 16, 2.0), None);
 }
 
+// InsDis collapses at this scale as well (docs/methods.md, "InsDis": kNN 62 → 28 in 4 epochs,
+// its NCE loss rising); ignored for the same reason.
+#[test]
+#[ignore = "InsDis collapses at CPU scale (docs/methods.md)"]
+fn insdis_learns() {
+    learns("insdis", len(400, 16, 2.0), None);
+}
+
+#[test]
+#[ignore = "InsDis collapses at CPU scale (docs/methods.md)"]
+fn insdis_unmix_learns() {
+    learns("insdis_unmix", len(400, 16, 2.0), None);
+}
+
 /// The authors' CIFAR-demo settings on the CIFAR binary path (issue 11): `configs/cifar10/<name>`
 /// as written (symmetric loss, linear head to 128-d, K 4,096, m 0.99, T 0.1, split BN 8 with
 /// shuffle-BN, the demo's stem initialisation, SGD 0.06 with wd 5e-4, cosine counted from 1, kNN

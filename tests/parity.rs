@@ -210,3 +210,21 @@ fn invariance_propagation_steps_match_the_pytorch_reference() {
         check(base, c);
     }
 }
+
+/// InsDis (`configs/fashion_mnist/insdis[_unmix].toml`, 100 images, 1,024 noise rows drawn as our
+/// step draws them and recorded) with NCE, whose normaliser the first batch sets, and with the
+/// softmax loss.
+#[test]
+fn insdis_steps_match_the_pytorch_reference() {
+    if !torch_available() {
+        return;
+    }
+    for base in ["insdis", "insdis_unmix"] {
+        check(base, config(base));
+    }
+    let mut c = config("insdis");
+    if let MethodConfig::Insdis(m) = &mut c.method {
+        m.softmax = true;
+    }
+    check("insdis_softmax", c);
+}

@@ -353,8 +353,39 @@ def invariance_propagation(record, meta, cfg, report):
     report.check("kNN graph after update_nn", record["after/graph.table"], neigh_after, 0.0)
 
 
+def insdis(record, meta, cfg, report):
+    from insdis_pytorch import InsDis
+
+    ref = InsDis(cfg["model"], dict(cfg["method"]))
+    load_into(ref.encoder, record, "init/encoder.")
+    ref.train()
+    if DOUBLE:
+        ref.double()
+        record = {k: v.double() for k, v in record.items()}
+    memory, z = record["init/bank.memory"], record["init/normalizer"].item()
+    x, y = record["input/view0"], record["input/indices"].long()
+    idx = record["input/contrast_ids"].long()
+    mixed = record.get("input/mixed")
+    lam = float(meta["lambda"]) if mixed is not None else None
+    lr = float(meta["lr"])
+    opt = optimizer(list(ref.parameters()), cfg, lr)
+
+    plain, mixed_loss, z, feat = ref(x, idx, memory, z, mixed, lam)
+    backward_and_check_loss(opt, plain, mixed_loss, meta, report)
+    compare_gradients(record, ref.encoder, "encoder.", report)
+    opt.step()
+    compare_state(record, ref.encoder, "encoder.", "encoder after SGD", False, report, lr)
+    compare_state(record, ref.encoder, "encoder.", "encoder BN running statistics", True, report)
+    with torch.no_grad():
+        memory_after = ref.update(memory, feat.detach(), y)
+    report.check("memory bank after the momentum update", record["after/bank.memory"], memory_after, PARAM_RTOL)
+    if not ref.softmax:
+        report.check("NCE normaliser Z (set by the first batch)", record["after/normalizer"],
+                     torch.as_tensor(z).reshape(1), LOSS_RTOL)
+
+
 METHODS = {"moco": moco, "swav": swav, "simclr": simclr, "byol": byol,
-           "invariance_propagation": invariance_propagation}
+           "invariance_propagation": invariance_propagation, "insdis": insdis}
 
 # How many standard errors a statistic of ours may sit from the reference's (about 120
 # statistics are tested per record).

@@ -157,17 +157,25 @@ impl MemoryBank {
         k: usize,
         rng: &mut R,
     ) -> Tensor<2, Int> {
-        let n = self.len();
-        let mut ids = Vec::with_capacity(own.len() * (k + 1));
-        for &i in own {
-            ids.push(i as i64);
-            ids.extend((0..k).map(|_| rng.random_range(0..n) as i64));
-        }
-        Tensor::from_data(
-            TensorData::new(ids, [own.len(), k + 1]),
-            &self.all().device(),
-        )
+        contrast_ids(self.len(), own, k, rng, &self.all().device())
     }
+}
+
+/// [`MemoryBank::contrast_ids`] for a bank of `n` rows on `device`, without the bank (what a
+/// record of the draw needs).
+pub fn contrast_ids<R: rand::Rng + ?Sized>(
+    n: usize,
+    own: &[usize],
+    k: usize,
+    rng: &mut R,
+    device: &Device,
+) -> Tensor<2, Int> {
+    let mut ids = Vec::with_capacity(own.len() * (k + 1));
+    for &i in own {
+        ids.push(i as i64);
+        ids.extend((0..k).map(|_| rng.random_range(0..n) as i64));
+    }
+    Tensor::from_data(TensorData::new(ids, [own.len(), k + 1]), device)
 }
 
 fn id_tensor(ids: &[usize], device: &Device) -> Tensor<1, Int> {

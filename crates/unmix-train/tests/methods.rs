@@ -7,7 +7,7 @@ use unmix_data::MultiViewBatch;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 use unmix_ops::{MixKind, MixedBatch};
 use unmix_train::methods::{
-    ByolConfig, InvariancePropagationConfig, MocoConfig, SimclrConfig, SwavConfig,
+    ByolConfig, InsDisConfig, InvariancePropagationConfig, MocoConfig, SimclrConfig, SwavConfig,
 };
 use unmix_train::{Method, ParamGroup, StepContext};
 
@@ -471,4 +471,28 @@ fn invariance_propagation_needs_a_bank_larger_than_its_background() {
     .unwrap_err()
     .to_string();
     assert!(e.starts_with("method.n_background = 4"), "{e}");
+}
+
+#[test]
+fn insdis_identity_mixture_equals_plain_loss_and_z_is_set_once() {
+    let device = Device::flex().autodiff();
+    let config = InsDisConfig {
+        nce_k: 16,
+        ..Default::default()
+    };
+    let model = config.init(&encoder(), 20, &device).unwrap();
+    assert_eq!(model.views().len(), 1, "one view per image");
+    let (plain, mixed) = identity_terms(&model, &batch(&device, 2));
+    // λ = 1: the same embeddings against the same rows and Z.
+    assert!((plain - mixed).abs() < 1e-5, "{plain} vs {mixed}");
+    let z = |m: &unmix_train::methods::InsDis| m.normalizer.value().into_scalar::<f32>();
+    assert_eq!(z(&model), -1.0, "unset before the first step");
+    let out = model.forward_train(&batch(&device, 2), None, &ctx(0));
+    let model = model.after_step(out.state, &ctx(0));
+    let first = z(&model);
+    // exp(s/T) with |s| <= 1 row norms near 1: Z = mean·20 lies in 20·[e^-15, e^15].
+    assert!(first > 0.0, "{first}");
+    let out = model.forward_train(&batch(&device, 2), None, &ctx(1));
+    let model = model.after_step(out.state, &ctx(1));
+    assert_eq!(z(&model), first, "Z is kept after the first batch");
 }

@@ -3,6 +3,7 @@
 //! here, a variant and its arms below, and nothing in the loop.
 
 pub mod byol;
+pub mod insdis;
 pub mod invariance_propagation;
 pub mod moco;
 pub mod simclr;
@@ -13,6 +14,7 @@ use unmix_models::EncoderConfig;
 
 use crate::error::TrainError;
 pub use byol::{Byol, ByolConfig};
+pub use insdis::{InsDis, InsDisConfig};
 pub use invariance_propagation::{
     InvariancePropagation, InvariancePropagationConfig, PropagationRamp,
 };
@@ -34,6 +36,8 @@ pub enum MethodConfig {
     Swav(SwavConfig),
     /// Invariance Propagation (a memory-bank method: one view per image).
     InvariancePropagation(InvariancePropagationConfig),
+    /// Instance discrimination with a memory bank and NCE (one view per image).
+    Insdis(InsDisConfig),
 }
 
 /// Work to do with a built method, whatever its type: how the trainer and the evaluator get a
@@ -60,6 +64,7 @@ impl MethodConfig {
             MethodConfig::InvariancePropagation(m) => {
                 task.run(m.init(encoder, train_images, device)?)
             }
+            MethodConfig::Insdis(m) => task.run(m.init(encoder, train_images, device)?),
             MethodConfig::Moco(m) => task.run(m.init(encoder, device)?),
             MethodConfig::Simclr(m) => task.run(m.init(encoder, device)?),
             MethodConfig::Byol(m) => task.run(m.init(encoder, device)?),
@@ -75,6 +80,7 @@ impl MethodConfig {
             MethodConfig::Byol(m) => m.validate(encoder),
             MethodConfig::Swav(m) => m.validate(batch_size),
             MethodConfig::InvariancePropagation(m) => m.validate(),
+            MethodConfig::Insdis(m) => m.validate(),
         }
     }
 }

@@ -84,6 +84,7 @@ fn record_method<M: Method>(
     out: &Path,
 ) -> Result<StepRecord, TrainError> {
     let seed = config.run.seed;
+    let train_images = train_set.len();
     let (loader, unmix) = loader_and_unmix(&model, config, train_set)?;
     // The loop's own first batch, mixture and schedule values.
     let batch = loader
@@ -136,6 +137,24 @@ fn record_method<M: Method>(
         shape: vec![n],
         values: batch.indices.iter().map(|&i| i as f32).collect(),
     });
+    // InsDis's noise rows, drawn as its step draws them.
+    if let crate::methods::MethodConfig::Insdis(m) = &config.method {
+        let ids = crate::methods::insdis::contrast_draw(
+            seed,
+            0,
+            train_images,
+            &batch.indices,
+            m.nce_k,
+            device,
+        );
+        let shape = ids.dims().to_vec();
+        let values = ids.into_data().convert::<f32>().try_to_vec::<f32>();
+        inputs.push(NamedTensor {
+            path: "contrast_ids".into(),
+            shape,
+            values: values.expect("f32 ids"),
+        });
+    }
     for view in 0..2u64 {
         let perm = crate::methods::moco::key_shuffle(seed, 0, view, n).permutation();
         inputs.push(NamedTensor {

@@ -1,0 +1,224 @@
+//! Instance discrimination (InsDis; Wu et al. 2018) as `szq0214/CMC_with_Image_Mixture` trains
+//! it (`train_moco_ins.py::train_ins`, `NCE/NCEAverage.py::MemoryInsDis`,
+//! `NCE/NCECriterion.py`; algorithms.md §2.4): one view per image, its L2-normalised embedding
+//! scored against its own memory-bank row and `nce_k` rows drawn uniformly from the bank,
+//! `exp(s/T)/Z` with CMC's constant normaliser `Z` (set from the first batch), NCE against the
+//! uniform noise distribution (or `softmax = true`: cross-entropy over the `K + 1` scores), and
+//! the bank's momentum update `v ← normalize(m·v + (1−m)·f)`. The dataset-level image mixture of
+//! the same repository is `[data.image_mixture]`, for any method.
+//!
+//! With Un-Mix (`docs/methods.md`, "Un-Mix on memory-bank methods"): the mixture of sample `i`
+//! (λ) and its batch partner `N−1−i` (1−λ) is scored against the same `K` noise rows with `i`'s
+//! row as the positive at weight λ and the partner's at weight 1−λ.
+
+use burn::module::{Module, RunningState};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use unmix_data::MultiViewBatch;
+use unmix_losses::{l2_normalize, nce_loss, nce_softmax_loss, unmix_combine};
+use unmix_models::{Encoder, EncoderConfig, MemoryBank};
+use unmix_ops::MixedBatch;
+
+use crate::error::TrainError;
+use crate::method::{Method, StepContext, StepOutput, ViewSpec};
+
+/// `[method]` with `kind = "insdis"`. Defaults: `train_moco_ins.py`'s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsDisConfig {
+    /// Noise samples per embedding, drawn uniformly from the bank (`--nce_k`).
+    pub nce_k: usize,
+    /// Temperature T of `exp(s/T)` (`--nce_t`).
+    pub temperature: f64,
+    /// Memory-bank momentum m (`--nce_m`).
+    pub bank_momentum: f64,
+    /// Cross-entropy over the `K + 1` scores instead of NCE (`--softmax`).
+    pub softmax: bool,
+}
+
+impl Default for InsDisConfig {
+    fn default() -> Self {
+        Self {
+            nce_k: 16_384,
+            temperature: 0.07,
+            bank_momentum: 0.5,
+            softmax: false,
+        }
+    }
+}
+
+impl InsDisConfig {
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.nce_k == 0 {
+            return Err(TrainError::value(
+                "method.nce_k",
+                self.nce_k,
+                "expected a positive value",
+            ));
+        }
+        if self.temperature.is_nan() || self.temperature <= 0.0 {
+            return Err(TrainError::value(
+                "method.temperature",
+                self.temperature,
+                "expected > 0",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.bank_momentum) {
+            return Err(TrainError::value(
+                "method.bank_momentum",
+                self.bank_momentum,
+                "expected a value in [0, 1]",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the method for a training set of `train_images` samples: the encoder, one bank
+    /// row per sample (`U(−s, s)`, as `MemoryInsDis`) and the normaliser, unset (`−1`).
+    pub fn init(
+        &self,
+        encoder: &EncoderConfig,
+        train_images: usize,
+        device: &Device,
+    ) -> Result<InsDis, TrainError> {
+        Ok(InsDis {
+            encoder: encoder.init(device)?,
+            bank: MemoryBank::new(train_images, encoder.head.out_dim(), device)?,
+            normalizer: RunningState::new(Tensor::from_data([-1.0], device)),
+            settings: self.clone(),
+        })
+    }
+}
+
+/// The `[B, K+1]` bank ids step `step` scores its batch against: each sample's own id, then `k`
+/// uniform draws over the `bank_len` rows (`MemoryInsDis`'s `AliasMethod` over uniform weights). A pure
+/// function of `(seed, step)`, so a resumed run and the parity record draw the same.
+pub fn contrast_draw(
+    seed: u64,
+    step: u64,
+    bank_len: usize,
+    own: &[usize],
+    k: usize,
+    device: &Device,
+) -> Tensor<2, Int> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1D15_0B4E);
+    rng.set_stream(step);
+    unmix_models::contrast_ids(bank_len, own, k, &mut rng, device)
+}
+
+/// InsDis: one encoder, its memory bank and NCE's normaliser.
+#[derive(Module, Debug)]
+pub struct InsDis {
+    /// The encoder (backbone + head).
+    pub encoder: Encoder,
+    /// One unit embedding per training image.
+    pub bank: MemoryBank,
+    /// CMC's `Z`, `[1]`: −1 until the first batch sets it.
+    pub normalizer: RunningState<Tensor<1>>,
+    /// The method's settings.
+    #[module(skip)]
+    pub settings: InsDisConfig,
+}
+
+/// What a step hands to the bank update.
+#[derive(Debug, Clone)]
+pub struct InsDisUpdate {
+    ids: Vec<usize>,
+    features: Tensor<2>,
+    normalizer: Tensor<1>,
+}
+
+impl InsDis {
+    /// The loss of unit embeddings `f` against bank rows `ids` `[B, K+1]` (positive in column
+    /// 0) with normaliser `z`.
+    fn loss(&self, f: Tensor<2>, ids: Tensor<2, Int>, z: Tensor<1>) -> Tensor<1> {
+        let logits = self
+            .bank
+            .dot_rows(f, ids)
+            .div_scalar(self.settings.temperature);
+        if self.settings.softmax {
+            nce_softmax_loss(logits)
+        } else {
+            nce_loss(logits.exp() / z.unsqueeze_dim::<2>(0), self.bank.len())
+        }
+    }
+}
+
+impl Method for InsDis {
+    type StepState = InsDisUpdate;
+
+    /// One view per image.
+    fn views(&self) -> Vec<ViewSpec> {
+        vec![ViewSpec::LARGE]
+    }
+
+    fn forward_train(
+        &self,
+        batch: &MultiViewBatch,
+        mixed: Option<&MixedBatch>,
+        ctx: &StepContext,
+    ) -> StepOutput<InsDisUpdate> {
+        let s = &self.settings;
+        let f = l2_normalize(self.encoder.forward(batch.views[0].clone()));
+        let ids = contrast_draw(
+            ctx.seed,
+            ctx.step,
+            self.bank.len(),
+            &batch.indices,
+            s.nce_k,
+            &f.device(),
+        );
+        // `Z < 0`: set from this batch's scores, `mean(exp(s/T))·N` (`MemoryInsDis.forward`);
+        // kept on the device, so no step waits for it.
+        let stored = self.normalizer.value();
+        let first = self
+            .bank
+            .dot_rows(f.clone().detach(), ids.clone())
+            .div_scalar(s.temperature)
+            .exp()
+            .mean()
+            .mul_scalar(self.bank.len() as f64);
+        let z = stored.clone().mask_where(stored.lower_elem(0.0), first);
+        let plain = self.loss(f.clone(), ids.clone(), z.clone());
+        let mixed = mixed.map(|m| {
+            let fm = l2_normalize(self.encoder.forward(m.images.clone()));
+            let [b, columns] = ids.dims();
+            // The partner's row as the positive, the same noise rows.
+            let partner = Tensor::cat(
+                vec![
+                    ids.clone().narrow(1, 0, 1).flip([0]),
+                    ids.clone().narrow(1, 1, columns - 1),
+                ],
+                1,
+            );
+            debug_assert_eq!(partner.dims(), [b, columns]);
+            let direct = self.loss(fm.clone(), ids.clone(), z.clone());
+            let reverse = self.loss(fm, partner, z.clone());
+            unmix_combine(direct, reverse, m.lambda)
+        });
+        let update = InsDisUpdate {
+            ids: batch.indices.clone(),
+            features: f.detach(),
+            normalizer: z.detach(),
+        };
+        StepOutput::with_unmix(plain, mixed, update)
+    }
+
+    /// The bank's momentum update with the step's embeddings, and `Z` kept.
+    fn after_step(self, state: InsDisUpdate, _ctx: &StepContext) -> Self {
+        Self {
+            bank: self
+                .bank
+                .update(&state.ids, state.features, self.settings.bank_momentum),
+            normalizer: RunningState::new(state.normalizer),
+            ..self
+        }
+    }
+
+    fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        self.encoder.forward_features(images)
+    }
+}
