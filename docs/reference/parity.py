@@ -319,21 +319,29 @@ def byol(record, meta, cfg, report):
                 "leaves them to the target's own forwards; never read (train mode)", ok=None)
 
 
-def invariance_propagation(record, meta, cfg, report):
-    from invariance_propagation_pytorch import InvariancePropagation
-
-    ref = InvariancePropagation(cfg["model"], dict(cfg["method"]))
+def one_view_setup(ref, record, meta, cfg):
+    """The memory-bank methods' common start: our initial encoder loaded into `ref.encoder`,
+    train mode (float64 under PARITY_F64), and the record in that precision, the one view, the
+    batch's sample ids, the mixture and λ (None without Un-Mix), the learning rate and the
+    optimiser."""
     load_into(ref.encoder, record, "init/encoder.")
     ref.train()
     if DOUBLE:
         ref.double()
         record = {k: v.double() for k, v in record.items()}
-    bank, neigh = record["init/bank.memory"], record["init/graph.table"].long()
-    x, idx = record["input/view0"], record["input/indices"].long()
     mixed = record.get("input/mixed")
     lam = float(meta["lambda"]) if mixed is not None else None
     lr = float(meta["lr"])
     opt = optimizer(list(ref.parameters()), cfg, lr)
+    return record, record["input/view0"], record["input/indices"].long(), mixed, lam, lr, opt
+
+
+def invariance_propagation(record, meta, cfg, report):
+    from invariance_propagation_pytorch import InvariancePropagation
+
+    ref = InvariancePropagation(cfg["model"], dict(cfg["method"]))
+    record, x, idx, mixed, lam, lr, opt = one_view_setup(ref, record, meta, cfg)
+    bank, neigh = record["init/bank.memory"], record["init/graph.table"].long()
 
     # Step 0 is the reference's first epoch, `i_epoch` 1.
     loss, terms, neigh_after, f = ref(x, idx, bank, neigh, 1, mixed, lam)
@@ -357,18 +365,9 @@ def insdis(record, meta, cfg, report):
     from insdis_pytorch import InsDis
 
     ref = InsDis(cfg["model"], dict(cfg["method"]))
-    load_into(ref.encoder, record, "init/encoder.")
-    ref.train()
-    if DOUBLE:
-        ref.double()
-        record = {k: v.double() for k, v in record.items()}
+    record, x, y, mixed, lam, lr, opt = one_view_setup(ref, record, meta, cfg)
     memory, z = record["init/bank.memory"], record["init/normalizer"].item()
-    x, y = record["input/view0"], record["input/indices"].long()
     idx = record["input/contrast_ids"].long()
-    mixed = record.get("input/mixed")
-    lam = float(meta["lambda"]) if mixed is not None else None
-    lr = float(meta["lr"])
-    opt = optimizer(list(ref.parameters()), cfg, lr)
 
     plain, mixed_loss, z, feat = ref(x, idx, memory, z, mixed, lam)
     backward_and_check_loss(opt, plain, mixed_loss, meta, report)

@@ -46,7 +46,7 @@ mod split_batch_norm;
 pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
 pub use heads::{HeadConfig, ProjectionHead};
-pub use memory_bank::{MemoryBank, contrast_ids};
+pub use memory_bank::{MemoryBank, contrast_ids, sample_ids};
 pub use momentum::{momentum_update, sync_running_stats};
 pub use named_tensors::{NamedTensor, named_gradients, named_tensors};
 pub use neighbour_graph::NeighbourGraph;

@@ -13,13 +13,13 @@ use crate::error::ModelError;
 ///
 /// ```
 /// use burn::prelude::*;
-/// use unmix_models::MemoryBank;
+/// use unmix_models::{MemoryBank, sample_ids};
 ///
 /// let device = Device::flex();
 /// let bank = MemoryBank::new(100, 8, &device).unwrap();
 /// // Sample 3's new embedding, unit length: v ← normalize(0.5·v + 0.5·f).
 /// let f = Tensor::<2>::from_data([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]], &device);
-/// let bank = bank.update(&[3], f, 0.5);
+/// let bank = bank.update(sample_ids(&[3], &device), f, 0.5);
 /// let row: Vec<f32> = bank.rows(&[3]).into_data().try_to_vec().unwrap();
 /// let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
 /// assert!((norm - 1.0).abs() < 1e-5);
@@ -71,16 +71,16 @@ impl MemoryBank {
     /// The rows of `ids`, `[B, D]`, without gradient.
     pub fn rows(&self, ids: &[usize]) -> Tensor<2> {
         let memory = self.all();
-        memory.clone().select(0, id_tensor(ids, &memory.device()))
+        memory.clone().select(0, sample_ids(ids, &memory.device()))
     }
 
     /// The momentum update of the rows of `ids` (unique within a call):
     /// `v ← normalize(m·v + (1−m)·f)`, with `f` the batch's embeddings `[B, D]` as the method
     /// computes them (detached here; the references pass L2-normalised features).
-    pub fn update(self, ids: &[usize], features: Tensor<2>, momentum: f64) -> Self {
+    pub fn update(self, ids: Tensor<1, Int>, features: Tensor<2>, momentum: f64) -> Self {
         let memory = self.all();
         let device = memory.device();
-        let index = id_tensor(ids, &device);
+        let index = ids.to_device(&device);
         let old = memory.clone().select(0, index.clone());
         let features = features.detach().to_device(&device);
         let mixed = old.clone().mul_scalar(momentum) + features.mul_scalar(1.0 - momentum);
@@ -178,7 +178,8 @@ pub fn contrast_ids<R: rand::Rng + ?Sized>(
     Tensor::from_data(TensorData::new(ids, [own.len(), k + 1]), device)
 }
 
-fn id_tensor(ids: &[usize], device: &Device) -> Tensor<1, Int> {
+/// Sample ids as the `[B]` index tensor [`MemoryBank::update`] and the other bank lookups take.
+pub fn sample_ids(ids: &[usize], device: &Device) -> Tensor<1, Int> {
     let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
     let n = ids.len();
     Tensor::from_data(TensorData::new(ids, [n]), device)
@@ -220,7 +221,11 @@ mod tests {
             [[0.0, 1.0], [1.0, 0.0], [0.6, 0.8]],
             &device,
         ));
-        let bank = bank.update(&[1], Tensor::from_data([[0.0, 1.0]], &device), 0.5);
+        let bank = bank.update(
+            sample_ids(&[1], &device),
+            Tensor::from_data([[0.0, 1.0]], &device),
+            0.5,
+        );
         let v = values(bank.all());
         let h = std::f32::consts::FRAC_1_SQRT_2;
         let want = [0.0, 1.0, h, h, 0.6, 0.8];
@@ -316,7 +321,11 @@ mod tests {
     fn the_bank_is_saved_with_the_module_record() {
         let device = Device::flex();
         let bank = MemoryBank::new(7, 4, &device).unwrap();
-        let bank = bank.update(&[2, 5], Tensor::ones([2, 4], &device), 0.5);
+        let bank = bank.update(
+            sample_ids(&[2, 5], &device),
+            Tensor::ones([2, 4], &device),
+            0.5,
+        );
         let saved = values(bank.all());
         let fresh = MemoryBank::new(7, 4, &device).unwrap();
         let loaded = fresh.load_record(bank.into_record());

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use unmix_data::MultiViewBatch;
 use unmix_losses::{l2_normalize, nce_loss, nce_softmax_loss, unmix_combine};
-use unmix_models::{Encoder, EncoderConfig, MemoryBank};
+use unmix_models::{Encoder, EncoderConfig, MemoryBank, sample_ids};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
@@ -126,19 +126,22 @@ pub struct InsDis {
 /// What a step hands to the bank update.
 #[derive(Debug, Clone)]
 pub struct InsDisUpdate {
-    ids: Vec<usize>,
+    ids: Tensor<1, Int>,
     features: Tensor<2>,
     normalizer: Tensor<1>,
 }
 
 impl InsDis {
-    /// The loss of unit embeddings `f` against bank rows `ids` `[B, K+1]` (positive in column
-    /// 0) with normaliser `z`.
-    fn loss(&self, f: Tensor<2>, ids: Tensor<2, Int>, z: Tensor<1>) -> Tensor<1> {
-        let logits = self
-            .bank
+    /// The scores `s/T` `[B, K+1]` of unit embeddings `f` against bank rows `ids` (positive in
+    /// column 0).
+    fn logits(&self, f: Tensor<2>, ids: Tensor<2, Int>) -> Tensor<2> {
+        self.bank
             .dot_rows(f, ids)
-            .div_scalar(self.settings.temperature);
+            .div_scalar(self.settings.temperature)
+    }
+
+    /// NCE on `exp(logits)/z`, or the softmax loss on the logits.
+    fn loss(&self, logits: Tensor<2>, z: Tensor<1>) -> Tensor<1> {
         if self.settings.softmax {
             nce_softmax_loss(logits)
         } else {
@@ -171,18 +174,18 @@ impl Method for InsDis {
             s.nce_k,
             &f.device(),
         );
+        let logits = self.logits(f.clone(), ids.clone());
         // `Z < 0`: set from this batch's scores, `mean(exp(s/T))·N` (`MemoryInsDis.forward`);
         // kept on the device, so no step waits for it.
         let stored = self.normalizer.value();
-        let first = self
-            .bank
-            .dot_rows(f.clone().detach(), ids.clone())
-            .div_scalar(s.temperature)
+        let first = logits
+            .clone()
+            .detach()
             .exp()
             .mean()
             .mul_scalar(self.bank.len() as f64);
         let z = stored.clone().mask_where(stored.lower_elem(0.0), first);
-        let plain = self.loss(f.clone(), ids.clone(), z.clone());
+        let plain = self.loss(logits, z.clone());
         let mixed = mixed.map(|m| {
             let fm = l2_normalize(self.encoder.forward(m.images.clone()));
             let [b, columns] = ids.dims();
@@ -195,12 +198,12 @@ impl Method for InsDis {
                 1,
             );
             debug_assert_eq!(partner.dims(), [b, columns]);
-            let direct = self.loss(fm.clone(), ids.clone(), z.clone());
-            let reverse = self.loss(fm, partner, z.clone());
+            let direct = self.loss(self.logits(fm.clone(), ids.clone()), z.clone());
+            let reverse = self.loss(self.logits(fm, partner), z.clone());
             unmix_combine(direct, reverse, m.lambda)
         });
         let update = InsDisUpdate {
-            ids: batch.indices.clone(),
+            ids: sample_ids(&batch.indices, &f.device()),
             features: f.detach(),
             normalizer: z.detach(),
         };
@@ -212,7 +215,7 @@ impl Method for InsDis {
         Self {
             bank: self
                 .bank
-                .update(&state.ids, state.features, self.settings.bank_momentum),
+                .update(state.ids, state.features, self.settings.bank_momentum),
             normalizer: RunningState::new(state.normalizer),
             ..self
         }

@@ -17,7 +17,7 @@ use unmix_data::MultiViewBatch;
 use unmix_losses::{
     hard_negative_instance_loss, l2_normalize, propagation_loss, select_positives, unmix_combine,
 };
-use unmix_models::{Encoder, EncoderConfig, MemoryBank, NeighbourGraph};
+use unmix_models::{Encoder, EncoderConfig, MemoryBank, NeighbourGraph, sample_ids};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
@@ -194,38 +194,23 @@ pub struct InvariancePropagation {
 /// What a step hands to the bank and graph updates.
 #[derive(Debug, Clone)]
 pub struct BankUpdate {
-    ids: Vec<usize>,
-    id_tensor: Tensor<1, Int>,
+    ids: Tensor<1, Int>,
     features: Tensor<2>,
     background: Tensor<2, Int>,
 }
 
-fn id_tensor(ids: &[usize], device: &Device) -> Tensor<1, Int> {
-    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-    let n = ids.len();
-    Tensor::from_data(TensorData::new(ids, [n]), device)
-}
-
 impl InvariancePropagation {
-    /// `L_ins` of unit embeddings `f` whose positive is bank row `own[b]`, with the background
-    /// found for `f`; returns the loss, the positive's cosine and the background's ids and
-    /// cosines.
-    fn instance(
-        &self,
-        f: Tensor<2>,
-        own: Tensor<1, Int>,
-    ) -> (Tensor<1>, Tensor<1>, Tensor<2, Int>, Tensor<2>) {
+    /// The `n_background` bank rows most similar to each unit embedding: ids and cosines.
+    fn background(&self, f: Tensor<2>) -> (Tensor<2, Int>, Tensor<2>) {
         let s = &self.settings;
-        let (background, background_cos) =
-            self.bank
-                .top_similar(f.clone(), s.n_background, s.chunk_rows);
-        let self_cos = self
-            .bank
+        self.bank.top_similar(f, s.n_background, s.chunk_rows)
+    }
+
+    /// The cosine of each unit embedding with bank row `own[b]`, `[B]`.
+    fn own_cos(&self, f: Tensor<2>, own: Tensor<1, Int>) -> Tensor<1> {
+        self.bank
             .dot_rows(f, own.unsqueeze_dim::<2>(1))
-            .squeeze_dim::<1>(1);
-        let loss =
-            hard_negative_instance_loss(self_cos.clone(), background_cos.clone(), s.temperature);
-        (loss, self_cos, background, background_cos)
+            .squeeze_dim::<1>(1)
     }
 }
 
@@ -244,11 +229,13 @@ impl Method for InvariancePropagation {
         ctx: &StepContext,
     ) -> StepOutput<BankUpdate> {
         let s = &self.settings;
+        let t = s.temperature;
         let x = batch.views[0].clone();
-        let ids = id_tensor(&batch.indices, &x.device());
+        let ids = sample_ids(&batch.indices, &x.device());
         let f = l2_normalize(self.encoder.forward(x));
-        let (instance, self_cos, background, background_cos) =
-            self.instance(f.clone(), ids.clone());
+        let (background, background_cos) = self.background(f.clone());
+        let self_cos = self.own_cos(f.clone(), ids.clone());
+        let instance = hard_negative_instance_loss(self_cos.clone(), background_cos.clone(), t);
         // Propagation over the graph as it stood before this step (the reference updates it
         // after computing the loss).
         let candidates = self.graph.propagate(ids.clone(), s.diffusion_layers);
@@ -275,15 +262,20 @@ impl Method for InvariancePropagation {
         }
         if let Some(m) = mixed {
             let fm = l2_normalize(self.encoder.forward(m.images.clone()));
-            let (direct, ..) = self.instance(fm.clone(), ids.clone());
-            let (reverse, ..) = self.instance(fm, ids.clone().flip([0]));
+            // One background for the mixture; the two positives are the sources' rows.
+            let (_, mixed_background) = self.background(fm.clone());
+            let against = |own: Tensor<1, Int>| {
+                let own = self.own_cos(fm.clone(), own);
+                hard_negative_instance_loss(own, mixed_background.clone(), t)
+            };
+            let direct = against(ids.clone());
+            let reverse = against(ids.clone().flip([0]));
             let term = unmix_combine(direct, reverse, m.lambda);
             loss = loss + term.clone();
             terms.push(("mixed", term));
         }
         let update = BankUpdate {
-            ids: batch.indices.clone(),
-            id_tensor: ids,
+            ids,
             features: f.detach(),
             background: background.narrow(1, 0, s.k_nearest + 1),
         };
@@ -298,10 +290,12 @@ impl Method for InvariancePropagation {
     /// background (the reference's `update_points` after `optimizer.step()` and `update_nn`).
     fn after_step(self, state: BankUpdate, _ctx: &StepContext) -> Self {
         Self {
-            bank: self
-                .bank
-                .update(&state.ids, state.features, self.settings.bank_momentum),
-            graph: self.graph.update(state.id_tensor, state.background),
+            bank: self.bank.update(
+                state.ids.clone(),
+                state.features,
+                self.settings.bank_momentum,
+            ),
+            graph: self.graph.update(state.ids, state.background),
             ..self
         }
     }
