@@ -306,18 +306,36 @@ fn invariance_propagation_unmix_learns() {
     learns("invariance_propagation_unmix", len(400, 16, 2.0), None);
 }
 
-// InsDis collapses at this scale as well (docs/methods.md, "InsDis": kNN 62 → 28 in 4 epochs,
-// its NCE loss rising); ignored for the same reason.
+// InsDis (softmax-CE, the README's command) learns on two seeds of three at its config's length,
+// ours and the reference's alike: +2.25 kNN points on average for ours, +5.10 for the reference,
+// a gap within seed noise over three seeds (docs/methods.md, "InsDis"); ignored until a setting
+// that learns on every seed is found.
 #[test]
-#[ignore = "InsDis collapses at CPU scale (docs/methods.md)"]
+#[ignore = "InsDis learns on 2 seeds of 3 at CPU scale, as the reference does (docs/methods.md)"]
 fn insdis_learns() {
     learns("insdis", len(400, 16, 2.0), None);
 }
 
 #[test]
-#[ignore = "InsDis collapses at CPU scale (docs/methods.md)"]
+#[ignore = "InsDis learns on 2 seeds of 3 at CPU scale, as the reference does (docs/methods.md)"]
 fn insdis_unmix_learns() {
     learns("insdis_unmix", len(400, 16, 2.0), None);
+}
+
+// CMC contrasts an image's colour channels with its luma; Fashion-MNIST is grey, so the second
+// encoder sees a constant image and there is nothing to learn across views (docs/methods.md,
+// "CMC at CPU scale"). The tests ask for the kNN gain its configs are for and stay ignored until
+// colour images are at hand.
+#[test]
+#[ignore = "CMC's colour view is empty on grey Fashion-MNIST (docs/methods.md)"]
+fn cmc_learns() {
+    learns("cmc", len(400, 16, 2.0), None);
+}
+
+#[test]
+#[ignore = "CMC's colour view is empty on grey Fashion-MNIST (docs/methods.md)"]
+fn cmc_unmix_learns() {
+    learns("cmc_unmix", len(400, 16, 2.0), None);
 }
 
 /// The authors' CIFAR-demo settings on the CIFAR binary path (issue 11): `configs/cifar10/<name>`

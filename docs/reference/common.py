@@ -124,12 +124,12 @@ class ResNet(nn.Module):
     def __init__(self, backbone):
         super().__init__()
         w, splits = backbone["width"], backbone.get("bn_splits", 1)
-        kind = backbone.get("block", "basic")
+        kind, cin = backbone.get("block", "basic"), backbone.get("in_channels", 3)
         if backbone["stem"] == "cifar":
-            self.conv1 = nn.Conv2d(3, w, 3, 1, 1, bias=False)
+            self.conv1 = nn.Conv2d(cin, w, 3, 1, 1, bias=False)
             self.maxpool = None
         else:
-            self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
+            self.conv1 = nn.Conv2d(cin, w, 7, 2, 3, bias=False)
             self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.bn1 = bn(w, splits)
         cin, exp = w, (4 if kind == "bottleneck" else 1)

@@ -34,6 +34,27 @@ def nce_criterion(x, n_data):
     return -(log_d1.sum(0) + log_d0.view(-1, 1).sum(0)) / bsz
 
 
+def memory_scores(feat, idx, memory, z, t, softmax):
+    """`MemoryInsDis.forward`'s (and one direction of CMC's `NCEAverage.forward`'s) output for
+    `feat` against `memory`'s rows `idx`, and the (possibly just set) Z."""
+    b, d = feat.shape
+    weight = torch.index_select(memory, 0, idx.view(-1)).detach().view(b, -1, d)
+    out = torch.bmm(weight, feat.view(b, d, 1)).squeeze(2)
+    if softmax:
+        return out / t, z
+    out = torch.exp(out / t)
+    if z < 0:
+        z = (out.mean() * memory.size(0)).detach()
+    return out / z, z
+
+
+def memory_loss(out, n, softmax):
+    """`NCESoftmaxLoss` (cross-entropy with target 0) or `NCECriterion(n)`."""
+    if softmax:
+        return F.cross_entropy(out, torch.zeros(out.shape[0], dtype=torch.long))
+    return nce_criterion(out, n).squeeze()
+
+
 class InsDis(nn.Module):
     def __init__(self, model_cfg, method):
         super().__init__()
@@ -43,21 +64,10 @@ class InsDis(nn.Module):
         self.softmax = method.get("softmax", False)
 
     def scores(self, feat, idx, memory, z):
-        """`MemoryInsDis.forward`'s output and the (possibly just set) Z."""
-        b, d = feat.shape
-        weight = torch.index_select(memory, 0, idx.view(-1)).view(b, -1, d)
-        out = torch.bmm(weight, feat.view(b, d, 1)).squeeze(2)
-        if self.softmax:
-            return out / self.t, z
-        out = torch.exp(out / self.t)
-        if z < 0:
-            z = (out.mean() * memory.size(0)).detach()
-        return out / z, z
+        return memory_scores(feat, idx, memory, z, self.t, self.softmax)
 
     def loss(self, out, n):
-        if self.softmax:
-            return F.cross_entropy(out, torch.zeros(out.shape[0], dtype=torch.long))
-        return nce_criterion(out, n).squeeze()
+        return memory_loss(out, n, self.softmax)
 
     def forward(self, x, idx, memory, z, mixed=None, lam=None):
         """Returns (plain, mixed term or None, Z, feat)."""

@@ -13,6 +13,7 @@ element's gradient goes the other way, shifting every gradient below it by up to
 the other side makes every tensor agree (`PARITY_F64=1` runs the reference in float64).
 """
 
+import copy
 import math
 import os
 import sys
@@ -319,12 +320,13 @@ def byol(record, meta, cfg, report):
                 "leaves them to the target's own forwards; never read (train mode)", ok=None)
 
 
-def one_view_setup(ref, record, meta, cfg):
-    """The memory-bank methods' common start: our initial encoder loaded into `ref.encoder`,
-    train mode (float64 under PARITY_F64), and the record in that precision, the one view, the
-    batch's sample ids, the mixture and λ (None without Un-Mix), the learning rate and the
-    optimiser."""
-    load_into(ref.encoder, record, "init/encoder.")
+def one_view_setup(ref, record, meta, cfg, encoders=("encoder",)):
+    """The memory-bank methods' common start: our initial encoders loaded into the reference's
+    (`ref.<name>` from `init/<name>.`), train mode (float64 under PARITY_F64), and the record in
+    that precision, the one view, the batch's sample ids, the mixture and λ (None without
+    Un-Mix), the learning rate and the optimiser."""
+    for name in encoders:
+        load_into(getattr(ref, name), record, f"init/{name}.")
     ref.train()
     if DOUBLE:
         ref.double()
@@ -383,8 +385,35 @@ def insdis(record, meta, cfg, report):
                      torch.as_tensor(z).reshape(1), LOSS_RTOL)
 
 
+def cmc(record, meta, cfg, report):
+    from cmc_pytorch import Cmc
+
+    ref = Cmc(cfg["model"], dict(cfg["method"]))
+    record, x, y, mixed, lam, lr, opt = one_view_setup(ref, record, meta, cfg, ("encoder_l", "encoder_ab"))
+    mem_l, mem_ab = record["init/bank_l.memory"], record["init/bank_ab.memory"]
+    z_l, z_ab = record["init/normalizer_l"].item(), record["init/normalizer_ab"].item()
+    idx = record["input/contrast_ids"].long()
+
+    plain, mixed_loss, z_l, z_ab, l, ab = ref(x, idx, mem_l, mem_ab, z_l, z_ab, mixed, lam)
+    backward_and_check_loss(opt, plain, mixed_loss, meta, report)
+    for name in ("encoder_l", "encoder_ab"):
+        compare_gradients(record, getattr(ref, name), f"{name}.", report)
+    opt.step()
+    for name in ("encoder_l", "encoder_ab"):
+        compare_state(record, getattr(ref, name), f"{name}.", f"{name} after SGD", False, report, lr)
+        compare_state(record, getattr(ref, name), f"{name}.", f"{name} BN running statistics", True, report)
+    with torch.no_grad():
+        for bank, memory, feat in (("bank_l", mem_l, l), ("bank_ab", mem_ab, ab)):
+            report.check(f"{bank} after the momentum update", record[f"after/{bank}.memory"],
+                         ref.update(memory, feat.detach(), y), PARAM_RTOL)
+    if not ref.softmax:
+        for name, z in (("normalizer_l", z_l), ("normalizer_ab", z_ab)):
+            report.check(f"NCE normaliser {name} (set by the first batch)", record[f"after/{name}"],
+                         torch.as_tensor(z).reshape(1), LOSS_RTOL)
+
+
 METHODS = {"moco": moco, "swav": swav, "simclr": simclr, "byol": byol,
-           "invariance_propagation": invariance_propagation, "insdis": insdis}
+           "invariance_propagation": invariance_propagation, "insdis": insdis, "cmc": cmc}
 
 # How many standard errors a statistic of ours may sit from the reference's (about 120
 # statistics are tested per record).
@@ -399,13 +428,17 @@ def init_statistics(record, cfg, report):
     1 and biases 0."""
     from common import Encoder, init_torchvision, torch_name
 
-    ref = Encoder(cfg["model"])
+    model = copy.deepcopy(cfg["model"])
+    if cfg["method"]["kind"] == "cmc":
+        # The L encoder (CMC's other one differs only in its stem's input channels).
+        model["backbone"]["in_channels"] = cfg["method"].get("first_channels", 1)
+    ref = Encoder(model)
     stem_default = cfg["model"]["backbone"].get("stem_init", "kaiming_normal") == "pytorch_default"
     init_torchvision(ref, stem_default)
     state = ref.state_dict()
     worst, bad, count = None, [], 0
     # The trained encoder: MoCo's query encoder, BYOL's online one, else the only one.
-    prefix = next(p for p in ("init/encoder_q.", "init/online.", "init/encoder.")
+    prefix = next(p for p in ("init/encoder_q.", "init/online.", "init/encoder.", "init/encoder_l.")
                   if any(k.startswith(p) for k in record))
     for name, ours in record.items():
         if not name.startswith(prefix) or "running_" in name:

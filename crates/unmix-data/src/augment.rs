@@ -10,6 +10,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::color_space::ColorSpace;
 use crate::error::DataError;
 
 /// Separable Gaussian blur with standard deviation `sigma` pixels, kernel radius `⌈3σ⌉`,
@@ -87,7 +88,10 @@ pub struct AugmentationConfig {
     pub blur_sigma: [f64; 2],
     /// Probability of solarisation (invert values >= 0.5; BYOL's second view: 0.2).
     pub solarize_prob: f64,
-    /// Per-channel mean subtracted after the augmentations.
+    /// The colour space the view is written in, converted after the augmentations and before
+    /// `mean` / `std` (CMC's `Lab` or `YCbCr` views; `rgb` for every other method).
+    pub color_space: ColorSpace,
+    /// Per-channel mean subtracted after the augmentations (in `color_space`'s units).
     pub mean: [f32; 3],
     /// Per-channel standard deviation divided by.
     pub std: [f32; 3],
@@ -119,6 +123,7 @@ impl Default for AugmentationConfig {
             blur_prob: 0.0,
             blur_sigma: [0.1, 2.0],
             solarize_prob: 0.0,
+            color_space: ColorSpace::Rgb,
             mean: [0.4914, 0.4822, 0.4465],
             std: [0.2023, 0.1994, 0.2010],
         }
@@ -521,6 +526,18 @@ impl ViewTransform {
 
     fn normalize(&self, img: &Rgb, out: &mut [f32]) {
         let p = img.plane();
+        let converted;
+        let img = match self.config.color_space {
+            ColorSpace::Rgb => img,
+            // CMC converts the cropped, flipped image (`RGB2Lab` / `RGB2YCbCr`), then
+            // normalises. It converts the crop's uint8 pixels; ours are not rounded first.
+            space => {
+                let mut c = img.clone();
+                space.convert_planar(&mut c.data, p);
+                converted = c;
+                &converted
+            }
+        };
         for c in 0..3 {
             let (m, s) = (self.config.mean[c], self.config.std[c]);
             for (o, v) in out[c * p..(c + 1) * p]
@@ -771,5 +788,40 @@ mod tests {
             err.to_string(),
             "AugmentationConfig.grayscale_prob = 2: expected a probability in [0, 1]"
         );
+    }
+
+    #[test]
+    fn colour_space_is_converted_before_the_normalisation() {
+        // A flat pure-red 4×4 image, evaluated in Lab and in YCbCr with CMC's statistics:
+        // every pixel is (value − mean) / std of the converted red.
+        let red: Vec<u8> = [[255u8; 16], [0; 16], [0; 16]].concat();
+        let src = Rgb::from_u8(&red, 3, 4, 4);
+        for space in [ColorSpace::Lab, ColorSpace::Ycbcr] {
+            let (mean, std) = space.cmc_mean_std().unwrap();
+            let t = ViewTransform::new(AugmentationConfig {
+                crop_size: 4,
+                color_space: space,
+                mean,
+                std,
+                ..Default::default()
+            })
+            .unwrap();
+            let mut out = vec![0.0; t.output_len()];
+            t.evaluate(&src, &mut out);
+            let mut want = [1.0f32, 0.0, 0.0];
+            let mut planar = want.to_vec();
+            space.convert_planar(&mut planar, 1);
+            want.copy_from_slice(&planar);
+            for c in 0..3 {
+                let expected = (want[c] - mean[c]) / std[c];
+                assert!(
+                    out[c * 16..(c + 1) * 16]
+                        .iter()
+                        .all(|v| (v - expected).abs() < 1e-6),
+                    "{space:?} channel {c}: {:?} vs {expected}",
+                    &out[c * 16..c * 16 + 2]
+                );
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 //! - [`fashion_mnist`]: the Fashion-MNIST subset embedded in the repository, checked against
 //!   its SHA-256 sums.
 //! - [`augment`]: torchvision-semantics augmentations and the MoCo CIFAR recipe
-//!   ([`AugmentationConfig`]).
+//!   ([`AugmentationConfig`]); [`color_space`]: CMC's Lab and YCbCr views.
 //! - [`loader`]: [`MultiViewLoader`] turns an image set into batches of `V` augmented views on
 //!   worker threads; every random choice is a function of `(seed, epoch, sample)`, so a run is
 //!   reproducible whatever the thread timing.
@@ -16,6 +16,7 @@
 pub mod augment;
 pub mod checksum;
 pub mod cifar;
+pub mod color_space;
 mod dataset;
 mod error;
 pub mod fashion_mnist;
@@ -24,6 +25,7 @@ mod image_set;
 pub mod loader;
 
 pub use augment::{AugmentationConfig, ColorOrder, ViewTransform};
+pub use color_space::ColorSpace;
 pub use dataset::{Cifar100Labels, DataConfig, DatasetKind};
 pub use error::DataError;
 pub use image_set::ImageSet;

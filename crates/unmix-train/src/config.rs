@@ -142,6 +142,16 @@ impl TrainConfig {
             ));
         }
         self.eval.validate()?;
+        if self.eval.features == crate::eval::FeatureKind::MemoryBank
+            && !self.method.has_memory_bank()
+        {
+            return Err(TrainError::value(
+                "eval.features",
+                "memory_bank",
+                "expected a memory-bank method (invariance_propagation, insdis, cmc); use \
+                 projection or backbone",
+            ));
+        }
         self.method.validate(&self.model, batch)
     }
 
@@ -311,6 +321,18 @@ mod tests {
             }
         }
         assert!(seen >= 30, "{seen} configs");
+    }
+
+    #[test]
+    fn the_memory_bank_monitor_needs_a_memory_bank() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/fashion_mnist");
+        let mut moco = TrainConfig::load(&p.join("moco.toml")).unwrap();
+        moco.eval.features = crate::eval::FeatureKind::MemoryBank;
+        let e = moco.validate().unwrap_err().to_string();
+        assert!(e.starts_with("eval.features = memory_bank"), "{e}");
+        let mut insdis = TrainConfig::load(&p.join("insdis.toml")).unwrap();
+        insdis.eval.features = crate::eval::FeatureKind::MemoryBank;
+        insdis.validate().unwrap();
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //!   exchanges with the loop.
 //! - [`methods`]: one file per method ([`methods::moco`] v1/v2 and the symmetric CIFAR-demo
 //!   form, [`methods::simclr`], [`methods::byol`], [`methods::swav`],
-//!   [`methods::invariance_propagation`] and [`methods::insdis`] with their memory banks) and
-//!   the `[method]` table that builds one.
+//!   [`methods::invariance_propagation`], [`methods::insdis`] and [`methods::cmc`] with their
+//!   memory banks) and the `[method]` table that builds one.
 //! - [`TrainConfig`] ([`config`]): a whole run, composed of the tables of the crates below it
 //!   (`[data]` from `unmix-data`, `[model]` from `unmix-models`, `[unmix]` from `unmix-ops`)
 //!   and of this crate's `[method]`, `[optim]` and `[eval]`.

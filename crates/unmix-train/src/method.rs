@@ -289,4 +289,11 @@ pub trait Method: Module + Sized {
 
     /// Features for evaluation: `(backbone [N, D], projection [N, C])`.
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>);
+
+    /// The memory bank, one row per training sample in sample-id order, in the space of the
+    /// projection features (`eval.features = "memory_bank"`: the training side of the kNN
+    /// monitor, as Invariance Propagation's `kNN` reads it); `None` for methods without one.
+    fn memory_bank(&self) -> Option<Tensor<2>> {
+        None
+    }
 }

@@ -7,7 +7,8 @@ use unmix_data::MultiViewBatch;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 use unmix_ops::{MixKind, MixedBatch};
 use unmix_train::methods::{
-    ByolConfig, InsDisConfig, InvariancePropagationConfig, MocoConfig, SimclrConfig, SwavConfig,
+    ByolConfig, CmcConfig, InsDisConfig, InvariancePropagationConfig, MocoConfig, SimclrConfig,
+    SwavConfig,
 };
 use unmix_train::{Method, ParamGroup, StepContext};
 
@@ -478,6 +479,7 @@ fn insdis_identity_mixture_equals_plain_loss_and_z_is_set_once() {
     let device = Device::flex().autodiff();
     let config = InsDisConfig {
         nce_k: 16,
+        softmax: false,
         ..Default::default()
     };
     let model = config.init(&encoder(), 20, &device).unwrap();
@@ -495,4 +497,83 @@ fn insdis_identity_mixture_equals_plain_loss_and_z_is_set_once() {
     let out = model.forward_train(&batch(&device, 2), None, &ctx(1));
     let model = model.after_step(out.state, &ctx(1));
     assert_eq!(z(&model), first, "Z is kept after the first batch");
+}
+
+#[test]
+fn cmc_scores_each_view_against_the_other_views_bank() {
+    let device = Device::flex().autodiff();
+    // NCE, worked by hand below (the configs' softmax is the same scores through
+    // `nce_softmax_loss`, tested with InsDis and against PyTorch in `tests/parity.rs`).
+    let config = CmcConfig {
+        nce_k: 16,
+        softmax: false,
+        ..Default::default()
+    };
+    let model = config.init(&encoder(), 20, &device).unwrap();
+    assert_eq!(
+        model.views().len(),
+        1,
+        "one view per image, split by channels"
+    );
+    let b = batch(&device, 2);
+    let out = model.forward_train(&b, None, &ctx(0));
+    // By hand: L (channel 0) against the ab bank, ab (channels 1-2) against the L bank, the same
+    // rows, each direction with its own first-batch normaliser (`NCEAverage.forward`).
+    let x = b.views[0].clone();
+    let unit = |t: Tensor<2>| unmix_losses::l2_normalize(t);
+    let l = unit(model.encoder_l.forward(x.clone().narrow(1, 0, 1)));
+    let ab = unit(model.encoder_ab.forward(x.narrow(1, 1, 2)));
+    let ids = unmix_train::methods::insdis::contrast_draw(1, 0, 20, &b.indices, 16, &device);
+    let direction = |f: Tensor<2>, bank: &unmix_models::MemoryBank| {
+        let e = bank.dot_rows(f, ids.clone()).div_scalar(0.07).exp();
+        let z = e.clone().mean().mul_scalar(20.0);
+        unmix_losses::nce_loss(e / z.unsqueeze_dim::<2>(0), 20).into_scalar::<f32>()
+    };
+    let want = direction(l.clone(), &model.bank_ab) + direction(ab.clone(), &model.bank_l);
+    let got = out.loss.clone().into_scalar::<f32>();
+    assert!((got - want).abs() < 1e-4 * want.abs(), "{got} vs {want}");
+    let swapped = direction(l, &model.bank_l) + direction(ab, &model.bank_ab);
+    assert!((got - swapped).abs() > 1e-3, "the banks must be crossed");
+
+    // λ = 1: the mixture term is the plain loss.
+    let (plain, mixed) = identity_terms(&model, &b);
+    assert!((plain - mixed).abs() < 1e-4, "{plain} vs {mixed}");
+
+    // After the step: both normalisers set, exactly the batch's rows of both banks moved.
+    let before_l = model.bank_l.all().into_data();
+    let model = model.after_step(out.state, &ctx(0));
+    for z in [&model.normalizer_l, &model.normalizer_ab] {
+        assert!(z.value().into_scalar::<f32>() > 0.0);
+    }
+    let after_l = model.bank_l.all().into_data().try_to_vec::<f32>().unwrap();
+    let before_l = before_l.try_to_vec::<f32>().unwrap();
+    for row in 0..20 {
+        let moved = (0..8).any(|c| after_l[row * 8 + c] != before_l[row * 8 + c]);
+        assert_eq!(moved, row < 6, "row {row}");
+    }
+    // Evaluation features: both encoders', concatenated; the projections as unit embeddings,
+    // in the space of the two banks side by side.
+    let (backbone, projection) = model.features(b.views[0].clone());
+    assert_eq!(backbone.dims(), [6, 64]);
+    assert_eq!(projection.dims(), [6, 16]);
+    let norms = projection
+        .powi_scalar(2)
+        .sum_dim(1)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert!(norms.iter().all(|n| (n - 2.0).abs() < 1e-4), "{norms:?}");
+    assert_eq!(model.memory_bank().unwrap().dims(), [20, 16]);
+}
+
+#[test]
+fn cmc_needs_channels_for_both_encoders() {
+    let e = CmcConfig {
+        first_channels: 3,
+        ..Default::default()
+    }
+    .validate(&encoder())
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("method.first_channels = 3"), "{e}");
 }

@@ -18,7 +18,20 @@ pub struct FeatureBank {
     pub dim: usize,
 }
 
-/// Features of every image of `set` (evaluation transform, model in evaluation mode).
+impl FeatureBank {
+    /// Rows already computed (a memory bank), L2-normalised here.
+    pub fn from_rows(rows: Tensor<2>) -> Self {
+        let f = l2_normalize(rows.detach());
+        let dim = f.dims()[1];
+        Self {
+            data: f.into_data().try_to_vec::<f32>().expect("f32 features"),
+            dim,
+        }
+    }
+}
+
+/// Features of every image of `set` (evaluation transform, model in evaluation mode); the
+/// projection's for [`FeatureKind::MemoryBank`], whose queries live in the bank's space.
 pub fn extract<M: Method>(
     model: &M,
     set: &ImageSet,
@@ -35,7 +48,7 @@ pub fn extract<M: Method>(
         let (backbone, projection) = model.features(images);
         let f = l2_normalize(match kind {
             FeatureKind::Backbone => backbone,
-            FeatureKind::Projection => projection,
+            FeatureKind::Projection | FeatureKind::MemoryBank => projection,
         });
         dim = f.dims()[1];
         data.extend(f.into_data().try_to_vec::<f32>().expect("f32 features"));
@@ -141,5 +154,17 @@ mod tests {
             weighted_knn(&train, &labels, &test, &[0], 2, 3, 0.1, &device),
             0.0
         );
+    }
+
+    #[test]
+    fn memory_bank_rows_are_normalised_like_extracted_features() {
+        let device = Device::flex();
+        // Rows (3, 4) and (0, -2) -> (0.6, 0.8) and (0, -1).
+        let bank =
+            FeatureBank::from_rows(Tensor::<2>::from_data([[3.0, 4.0], [0.0, -2.0]], &device));
+        assert_eq!(bank.dim, 2);
+        for (got, want) in bank.data.iter().zip([0.6f32, 0.8, 0.0, -1.0]) {
+            assert!((got - want).abs() < 1e-6, "{:?}", bank.data);
+        }
     }
 }

@@ -26,6 +26,10 @@ pub enum FeatureKind {
     Projection,
     /// The pooled backbone features.
     Backbone,
+    /// The memory bank's rows as the training features and the projection of the test images
+    /// as the queries, without a pass over the training set (Invariance Propagation's monitor,
+    /// `main.py::kNN(net, npc, ...)`); memory-bank methods only.
+    MemoryBank,
 }
 
 /// `[eval]`: the weighted kNN monitor (SPEC §5).
@@ -76,7 +80,10 @@ pub(crate) fn knn_top1<M: Method>(
     device: &Device,
 ) -> f64 {
     let kind = config.eval.features;
-    let bank = extract(model, train, transform, kind, device);
+    let bank = match (kind, model.memory_bank()) {
+        (FeatureKind::MemoryBank, Some(rows)) => knn::FeatureBank::from_rows(rows),
+        _ => extract(model, train, transform, kind, device),
+    };
     let queries = extract(model, test, transform, kind, device);
     100.0
         * weighted_knn(

@@ -24,7 +24,9 @@ use unmix_ops::MixedBatch;
 use crate::error::TrainError;
 use crate::method::{Method, StepContext, StepOutput, ViewSpec};
 
-/// `[method]` with `kind = "insdis"`. Defaults: `train_moco_ins.py`'s.
+/// `[method]` with `kind = "insdis"`. Defaults: the repository README's InsDis command
+/// (`train_moco_ins.py --batch_size 128 --nce_k 16384 --softmax`, the run behind its ImageNet-100
+/// table), otherwise `train_moco_ins.py`'s argument defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InsDisConfig {
@@ -34,7 +36,8 @@ pub struct InsDisConfig {
     pub temperature: f64,
     /// Memory-bank momentum m (`--nce_m`).
     pub bank_momentum: f64,
-    /// Cross-entropy over the `K + 1` scores instead of NCE (`--softmax`).
+    /// Cross-entropy over the `K + 1` scores instead of NCE (`--softmax`; on in the README's
+    /// command, whose NCE row of the ImageNet-100 table is empty).
     pub softmax: bool,
 }
 
@@ -44,7 +47,7 @@ impl Default for InsDisConfig {
             nce_k: 16_384,
             temperature: 0.07,
             bank_momentum: 0.5,
-            softmax: false,
+            softmax: true,
         }
     }
 }
@@ -109,6 +112,38 @@ pub fn contrast_draw(
     unmix_models::contrast_ids(bank_len, own, k, &mut rng, device)
 }
 
+/// CMC's normaliser for this step: the stored `Z`, or, while it is unset (`< 0`), `mean(exp(s/T))
+/// · N` of this batch's scores `logits = s/T` (`NCEAverage` / `MemoryInsDis.forward`). Kept on
+/// the device, so no step waits for it. Shared with CMC.
+pub fn normalizer_or_first(stored: Tensor<1>, logits: Tensor<2>, bank_len: usize) -> Tensor<1> {
+    let first = logits.detach().exp().mean().mul_scalar(bank_len as f64);
+    stored.clone().mask_where(stored.lower_elem(0.0), first)
+}
+
+/// The loss of scores `logits = s/T` `[B, K+1]` (positive in column 0) against a bank of
+/// `bank_len` rows: the softmax loss, or NCE on `exp(logits)/z`. Shared with CMC.
+pub fn bank_loss(logits: Tensor<2>, z: Tensor<1>, bank_len: usize, softmax: bool) -> Tensor<1> {
+    if softmax {
+        nce_softmax_loss(logits)
+    } else {
+        nce_loss(logits.exp() / z.unsqueeze_dim::<2>(0), bank_len)
+    }
+}
+
+/// Un-Mix's reverse rows: `ids` with column 0 (each sample's own id) flipped over the batch, so
+/// that row `i` has its partner `N−1−i`'s id as the positive and its own noise rows. Shared with
+/// CMC.
+pub fn partner_rows(ids: Tensor<2, Int>) -> Tensor<2, Int> {
+    let columns = ids.dims()[1];
+    Tensor::cat(
+        vec![
+            ids.clone().narrow(1, 0, 1).flip([0]),
+            ids.narrow(1, 1, columns - 1),
+        ],
+        1,
+    )
+}
+
 /// InsDis: one encoder, its memory bank and NCE's normaliser.
 #[derive(Module, Debug)]
 pub struct InsDis {
@@ -142,11 +177,7 @@ impl InsDis {
 
     /// NCE on `exp(logits)/z`, or the softmax loss on the logits.
     fn loss(&self, logits: Tensor<2>, z: Tensor<1>) -> Tensor<1> {
-        if self.settings.softmax {
-            nce_softmax_loss(logits)
-        } else {
-            nce_loss(logits.exp() / z.unsqueeze_dim::<2>(0), self.bank.len())
-        }
+        bank_loss(logits, z, self.bank.len(), self.settings.softmax)
     }
 }
 
@@ -175,31 +206,12 @@ impl Method for InsDis {
             &f.device(),
         );
         let logits = self.logits(f.clone(), ids.clone());
-        // `Z < 0`: set from this batch's scores, `mean(exp(s/T))·N` (`MemoryInsDis.forward`);
-        // kept on the device, so no step waits for it.
-        let stored = self.normalizer.value();
-        let first = logits
-            .clone()
-            .detach()
-            .exp()
-            .mean()
-            .mul_scalar(self.bank.len() as f64);
-        let z = stored.clone().mask_where(stored.lower_elem(0.0), first);
+        let z = normalizer_or_first(self.normalizer.value(), logits.clone(), self.bank.len());
         let plain = self.loss(logits, z.clone());
         let mixed = mixed.map(|m| {
             let fm = l2_normalize(self.encoder.forward(m.images.clone()));
-            let [b, columns] = ids.dims();
-            // The partner's row as the positive, the same noise rows.
-            let partner = Tensor::cat(
-                vec![
-                    ids.clone().narrow(1, 0, 1).flip([0]),
-                    ids.clone().narrow(1, 1, columns - 1),
-                ],
-                1,
-            );
-            debug_assert_eq!(partner.dims(), [b, columns]);
             let direct = self.loss(self.logits(fm.clone(), ids.clone()), z.clone());
-            let reverse = self.loss(self.logits(fm, partner), z.clone());
+            let reverse = self.loss(self.logits(fm, partner_rows(ids.clone())), z.clone());
             unmix_combine(direct, reverse, m.lambda)
         });
         let update = InsDisUpdate {
@@ -219,6 +231,10 @@ impl Method for InsDis {
             normalizer: RunningState::new(state.normalizer),
             ..self
         }
+    }
+
+    fn memory_bank(&self) -> Option<Tensor<2>> {
+        Some(self.bank.all())
     }
 
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {

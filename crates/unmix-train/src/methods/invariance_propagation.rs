@@ -300,6 +300,10 @@ impl Method for InvariancePropagation {
         }
     }
 
+    fn memory_bank(&self) -> Option<Tensor<2>> {
+        Some(self.bank.all())
+    }
+
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         self.encoder.forward_features(images)
     }

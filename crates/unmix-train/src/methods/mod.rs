@@ -3,6 +3,7 @@
 //! here, a variant and its arms below, and nothing in the loop.
 
 pub mod byol;
+pub mod cmc;
 pub mod insdis;
 pub mod invariance_propagation;
 pub mod moco;
@@ -14,6 +15,7 @@ use unmix_models::EncoderConfig;
 
 use crate::error::TrainError;
 pub use byol::{Byol, ByolConfig};
+pub use cmc::{Cmc, CmcConfig};
 pub use insdis::{InsDis, InsDisConfig};
 pub use invariance_propagation::{
     InvariancePropagation, InvariancePropagationConfig, PropagationRamp,
@@ -38,6 +40,8 @@ pub enum MethodConfig {
     InvariancePropagation(InvariancePropagationConfig),
     /// Instance discrimination with a memory bank and NCE (one view per image).
     Insdis(InsDisConfig),
+    /// Contrastive Multiview Coding: two encoders on two channel groups, two memory banks.
+    Cmc(CmcConfig),
 }
 
 /// Work to do with a built method, whatever its type: how the trainer and the evaluator get a
@@ -65,11 +69,20 @@ impl MethodConfig {
                 task.run(m.init(encoder, train_images, device)?)
             }
             MethodConfig::Insdis(m) => task.run(m.init(encoder, train_images, device)?),
+            MethodConfig::Cmc(m) => task.run(m.init(encoder, train_images, device)?),
             MethodConfig::Moco(m) => task.run(m.init(encoder, device)?),
             MethodConfig::Simclr(m) => task.run(m.init(encoder, device)?),
             MethodConfig::Byol(m) => task.run(m.init(encoder, device)?),
             MethodConfig::Swav(m) => task.run(m.init(encoder, device)?),
         }
+    }
+
+    /// Whether the method keeps a memory bank (`eval.features = "memory_bank"`).
+    pub fn has_memory_bank(&self) -> bool {
+        matches!(
+            self,
+            MethodConfig::InvariancePropagation(_) | MethodConfig::Insdis(_) | MethodConfig::Cmc(_)
+        )
     }
 
     /// Checks the method's settings against the rest of the config.
@@ -81,6 +94,7 @@ impl MethodConfig {
             MethodConfig::Swav(m) => m.validate(batch_size),
             MethodConfig::InvariancePropagation(m) => m.validate(),
             MethodConfig::Insdis(m) => m.validate(),
+            MethodConfig::Cmc(m) => m.validate(encoder),
         }
     }
 }

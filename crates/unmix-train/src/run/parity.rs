@@ -137,14 +137,19 @@ fn record_method<M: Method>(
         shape: vec![n],
         values: batch.indices.iter().map(|&i| i as f32).collect(),
     });
-    // InsDis's noise rows, drawn as its step draws them.
-    if let crate::methods::MethodConfig::Insdis(m) = &config.method {
+    // InsDis's and CMC's noise rows, drawn as their steps draw them.
+    let nce_k = match &config.method {
+        crate::methods::MethodConfig::Insdis(m) => Some(m.nce_k),
+        crate::methods::MethodConfig::Cmc(m) => Some(m.nce_k),
+        _ => None,
+    };
+    if let Some(nce_k) = nce_k {
         let ids = crate::methods::insdis::contrast_draw(
             seed,
             0,
             train_images,
             &batch.indices,
-            m.nce_k,
+            nce_k,
             device,
         );
         let shape = ids.dims().to_vec();

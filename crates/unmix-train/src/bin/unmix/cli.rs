@@ -210,5 +210,6 @@ fn feature_name(cfg: &TrainConfig) -> &'static str {
     match cfg.eval.features {
         FeatureKind::Projection => "projection",
         FeatureKind::Backbone => "backbone",
+        FeatureKind::MemoryBank => "memory bank against projection",
     }
 }
