@@ -177,6 +177,28 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
         text.contains(&format!("{last_knn:.2}%")),
         "{text} vs {last_knn}"
     );
+    // W-MSE's protocol is named as such, with its parameters, and gives a percentage.
+    let (ok, text) = unmix(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--protocol",
+        "wmse-knn",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("| W-MSE k-NN (5-NN majority vote, Euclidean, un-normalised backbone"),
+        "{text}"
+    );
+    assert!(!text.contains("weighted kNN"), "{text}");
+    let (ok, text) = unmix(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--protocol",
+        "x",
+    ]);
+    assert!(!ok && text.contains("--protocol"), "{text}");
 }
 
 /// Everything under `dir` with its contents, to show a refused command changed nothing.

@@ -9,7 +9,8 @@ use unmix_losses::l2_normalize;
 use super::FeatureKind;
 use crate::method::Method;
 
-/// L2-normalised features of a whole set, `n × dim`, row-major, in set order.
+/// Features of a whole set (L2-normalised unless said otherwise), `n × dim`, row-major, in set
+/// order.
 #[derive(Debug, Clone)]
 pub struct FeatureBank {
     /// Row-major features.
@@ -30,13 +31,26 @@ impl FeatureBank {
     }
 }
 
-/// Features of every image of `set` (evaluation transform, model in evaluation mode); the
-/// projection's for [`FeatureKind::MemoryBank`], whose queries live in the bank's space.
+/// L2-normalised features of every image of `set` (evaluation transform, model in evaluation
+/// mode); the projection's for [`FeatureKind::MemoryBank`], whose queries live in the bank's
+/// space.
 pub fn extract<M: Method>(
     model: &M,
     set: &ImageSet,
     transform: &ViewTransform,
     kind: FeatureKind,
+    device: &Device,
+) -> FeatureBank {
+    extract_features(model, set, transform, kind, true, device)
+}
+
+/// Features of every image of `set`, L2-normalised or as the model gives them.
+pub fn extract_features<M: Method>(
+    model: &M,
+    set: &ImageSet,
+    transform: &ViewTransform,
+    kind: FeatureKind,
+    normalize: bool,
     device: &Device,
 ) -> FeatureBank {
     let model = model.valid();
@@ -46,10 +60,11 @@ pub fn extract<M: Method>(
     for batch in eval_batches(set, transform, 256) {
         let images = batch.to_device(&device).views.remove(0);
         let (backbone, projection) = model.features(images);
-        let f = l2_normalize(match kind {
+        let f = match kind {
             FeatureKind::Backbone => backbone,
             FeatureKind::Projection | FeatureKind::MemoryBank => projection,
-        });
+        };
+        let f = if normalize { l2_normalize(f) } else { f };
         dim = f.dims()[1];
         data.extend(f.into_data().try_to_vec::<f32>().expect("f32 features"));
     }

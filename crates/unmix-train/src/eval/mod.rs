@@ -1,8 +1,9 @@
-//! Evaluation of a trained encoder. Today the weighted kNN monitor ([`knn`]), run during
-//! training and on a checkpoint; each further protocol (linear probe, semi-supervised, flatness)
-//! is one file here.
+//! Evaluation of a trained encoder: the weighted kNN monitor ([`knn`]), run during training and
+//! on a checkpoint, and W-MSE's 5-NN majority vote ([`wmse_knn`]) on a checkpoint; each further
+//! protocol (linear probe, semi-supervised, flatness) is one file here.
 
 pub mod knn;
+pub mod wmse_knn;
 
 use std::path::Path;
 
@@ -30,6 +31,17 @@ pub enum FeatureKind {
     /// as the queries, without a pass over the training set (Invariance Propagation's monitor,
     /// `main.py::kNN(net, npc, ...)`); memory-bank methods only.
     MemoryBank,
+}
+
+impl FeatureKind {
+    /// How results tables name the features.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureKind::Projection => "projection",
+            FeatureKind::Backbone => "backbone",
+            FeatureKind::MemoryBank => "memory bank against projection",
+        }
+    }
 }
 
 /// `[eval]`: the weighted kNN monitor (SPEC §5).
@@ -98,10 +110,70 @@ pub(crate) fn knn_top1<M: Method>(
         )
 }
 
-/// kNN top-1 (%) of a checkpoint, with the config saved in its run directory.
+/// W-MSE's k-NN top-1 (%) of `model`: un-normalised backbone features of both sets.
+fn wmse_top1<M: Method>(
+    model: &M,
+    (train, test): (&ImageSet, &ImageSet),
+    transform: &ViewTransform,
+    device: &Device,
+) -> f64 {
+    let raw =
+        |set| knn::extract_features(model, set, transform, FeatureKind::Backbone, false, device);
+    let (bank, queries) = (raw(train), raw(test));
+    100.0
+        * wmse_knn::majority_knn(
+            wmse_knn::RawFeatures {
+                data: &bank.data,
+                dim: bank.dim,
+            },
+            train.labels.as_deref().unwrap_or_default(),
+            wmse_knn::RawFeatures {
+                data: &queries.data,
+                dim: queries.dim,
+            },
+            test.labels.as_deref().unwrap_or_default(),
+            train.class_names.len(),
+            WMSE_K,
+            device,
+        )
+}
+
+/// An evaluation protocol of `unmix eval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The weighted kNN monitor with the run's `[eval]` settings.
+    WeightedKnn,
+    /// W-MSE's `k`-NN: majority vote of the 5 nearest by Euclidean distance between
+    /// un-normalised backbone features.
+    WmseKnn,
+}
+
+impl Protocol {
+    /// What the protocol is, with its parameters, for a results table.
+    pub fn describe(self, config: &TrainConfig) -> String {
+        match self {
+            Protocol::WeightedKnn => format!(
+                "weighted kNN (cosine, exp(sim/t), k {}, t {}, {} features)",
+                config.eval.knn_k,
+                config.eval.knn_t,
+                config.eval.features.name()
+            ),
+            Protocol::WmseKnn => format!(
+                "W-MSE k-NN ({WMSE_K}-NN majority vote, Euclidean, un-normalised backbone features)"
+            ),
+        }
+    }
+}
+
+/// W-MSE's `k`.
+pub const WMSE_K: usize = 5;
+
+/// Top-1 (%) of a checkpoint under `protocol`, with the config saved in its run directory;
+/// also the config and the training and test set sizes.
 pub fn evaluate_checkpoint(
     dir: &Path,
     device: Option<&str>,
+    protocol: Protocol,
 ) -> Result<(TrainConfig, f64, usize, usize), TrainError> {
     let run_dir = dir
         .parent()
@@ -120,18 +192,18 @@ pub fn evaluate_checkpoint(
         sets: (&'a ImageSet, &'a ImageSet),
         transform: &'a ViewTransform,
         device: &'a Device,
+        protocol: Protocol,
     }
     impl MethodTask for Eval<'_> {
         type Output = f64;
         fn run<M: Method>(self, model: M) -> Result<f64, TrainError> {
             let model = checkpoint::load_model(self.dir, model)?;
-            Ok(knn_top1(
-                &model,
-                self.config,
-                self.sets,
-                self.transform,
-                self.device,
-            ))
+            Ok(match self.protocol {
+                Protocol::WeightedKnn => {
+                    knn_top1(&model, self.config, self.sets, self.transform, self.device)
+                }
+                Protocol::WmseKnn => wmse_top1(&model, self.sets, self.transform, self.device),
+            })
         }
     }
     let top1 = config.method.build(
@@ -144,6 +216,7 @@ pub fn evaluate_checkpoint(
             sets: (&train_set, &test_set),
             transform: &transform,
             device: &device,
+            protocol,
         },
     )?;
     Ok((config, top1, train_set.len(), test_set.len()))

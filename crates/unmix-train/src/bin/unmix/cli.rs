@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use unmix_train::eval::{FeatureKind, evaluate_checkpoint};
+use unmix_train::eval::{Protocol, evaluate_checkpoint};
 use unmix_train::run::checkpoint;
 use unmix_train::{RunOptions, TrainConfig, TrainError, train};
 
@@ -55,6 +55,10 @@ pub(crate) enum Command {
         /// Backend (overrides the run's `run.device`).
         #[arg(long)]
         device: Option<String>,
+        /// `knn`: the weighted kNN monitor with the run's `[eval]` settings; `wmse-knn`: W-MSE's
+        /// 5-NN majority vote on un-normalised backbone features (Euclidean).
+        #[arg(long, default_value = "knn", value_parser = ["knn", "wmse-knn"])]
+        protocol: String,
     },
     /// Time full training steps (forward, backward, SGD update) of a ResNet-18 on a backend.
     Bench {
@@ -145,7 +149,11 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             );
             Ok(())
         }
-        Command::Eval { checkpoint, device } => {
+        Command::Eval {
+            checkpoint,
+            device,
+            protocol,
+        } => {
             let dir = if checkpoint.join("state.json").exists() {
                 checkpoint
             } else {
@@ -154,15 +162,18 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
                     message: "no finished checkpoint here".into(),
                 })?
             };
-            let (cfg, top1, n_train, n_test) = evaluate_checkpoint(&dir, device.as_deref())?;
-            println!("| checkpoint | protocol | features | k | t | bank | queries | top-1 |");
-            println!("|---|---|---|---|---|---|---|---|");
+            let protocol = match protocol.as_str() {
+                "wmse-knn" => Protocol::WmseKnn,
+                _ => Protocol::WeightedKnn,
+            };
+            let (cfg, top1, n_train, n_test) =
+                evaluate_checkpoint(&dir, device.as_deref(), protocol)?;
+            println!("| checkpoint | protocol | bank | queries | top-1 |");
+            println!("|---|---|---|---|---|");
             println!(
-                "| {} | weighted kNN (cosine, exp(sim/t)) | {} | {} | {} | {n_train} train | {n_test} test | {top1:.2}% |",
+                "| {} | {} | {n_train} train | {n_test} test | {top1:.2}% |",
                 dir.display(),
-                feature_name(&cfg),
-                cfg.eval.knn_k,
-                cfg.eval.knn_t
+                protocol.describe(&cfg),
             );
             Ok(())
         }
@@ -207,9 +218,5 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
 }
 
 fn feature_name(cfg: &TrainConfig) -> &'static str {
-    match cfg.eval.features {
-        FeatureKind::Projection => "projection",
-        FeatureKind::Backbone => "backbone",
-        FeatureKind::MemoryBank => "memory bank against projection",
-    }
+    cfg.eval.features.name()
 }
