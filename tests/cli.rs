@@ -177,27 +177,33 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
         text.contains(&format!("{last_knn:.2}%")),
         "{text} vs {last_knn}"
     );
-    // W-MSE's protocol is named as such, with its parameters, and gives a percentage.
-    let (ok, text) = unmix(&[
-        "eval",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--protocol",
-        "wmse-knn",
-    ]);
+    // W-MSE's protocols are named as such, with their parameters, and give percentages.
+    let eval_as = |protocol: &str| {
+        unmix(&[
+            "eval",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--protocol",
+            protocol,
+        ])
+    };
+    let (ok, text) = eval_as("wmse-knn");
     assert!(ok, "{text}");
     assert!(
         text.contains("| W-MSE k-NN (5-NN majority vote, Euclidean, un-normalised backbone"),
         "{text}"
     );
     assert!(!text.contains("weighted kNN"), "{text}");
-    let (ok, text) = unmix(&[
-        "eval",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--protocol",
-        "x",
-    ]);
+    // The linear evaluation reports top-1 and top-5.
+    let (ok, text) = eval_as("wmse-linear");
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("| W-MSE linear (frozen un-normalised backbone features"),
+        "{text}"
+    );
+    let row = text.lines().last().unwrap();
+    assert_eq!(row.matches('%').count(), 2, "top-1 and top-5: {row}");
+    let (ok, text) = eval_as("x");
     assert!(!ok && text.contains("--protocol"), "{text}");
 }
 

@@ -14,7 +14,8 @@
 //! - [`optim`]: SGD, LARS and Adam, the learning-rate and momentum schedules, parameter groups.
 //! - [`run`]: [`train`] a config (the loop, run directories, checkpoints, metrics, resume) and
 //!   [`run::parity`], one recorded step for the PyTorch references.
-//! - [`eval`]: the weighted kNN monitor and [`eval::evaluate_checkpoint`].
+//! - [`eval`]: the weighted kNN monitor, W-MSE's k-NN and linear protocols, and
+//!   [`eval::evaluate_checkpoint`].
 //! - [`device`]: `cpu|cuda|wgpu` names to a Burn [`burn::prelude::Device`].
 
 pub mod config;

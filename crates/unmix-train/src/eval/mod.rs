@@ -3,6 +3,7 @@
 //! protocol (linear probe, semi-supervised, flatness) is one file here.
 
 pub mod knn;
+pub mod linear;
 pub mod wmse_knn;
 
 use std::path::Path;
@@ -110,32 +111,60 @@ pub(crate) fn knn_top1<M: Method>(
         )
 }
 
-/// W-MSE's k-NN top-1 (%) of `model`: un-normalised backbone features of both sets.
-fn wmse_top1<M: Method>(
+/// W-MSE's protocols on `model`'s un-normalised backbone features of both sets: the 5-NN
+/// majority vote, or the linear probe (seeded by `seed`).
+fn wmse_scores<M: Method>(
     model: &M,
     (train, test): (&ImageSet, &ImageSet),
     transform: &ViewTransform,
+    linear_probe: Option<u64>,
     device: &Device,
-) -> f64 {
+) -> Scores {
     let raw =
         |set| knn::extract_features(model, set, transform, FeatureKind::Backbone, false, device);
     let (bank, queries) = (raw(train), raw(test));
-    100.0
-        * wmse_knn::majority_knn(
-            wmse_knn::RawFeatures {
-                data: &bank.data,
-                dim: bank.dim,
-            },
-            train.labels.as_deref().unwrap_or_default(),
-            wmse_knn::RawFeatures {
-                data: &queries.data,
-                dim: queries.dim,
-            },
-            test.labels.as_deref().unwrap_or_default(),
-            train.class_names.len(),
-            WMSE_K,
-            device,
-        )
+    let train_f = wmse_knn::RawFeatures {
+        data: &bank.data,
+        dim: bank.dim,
+    };
+    let test_f = wmse_knn::RawFeatures {
+        data: &queries.data,
+        dim: queries.dim,
+    };
+    let labels = |set: &ImageSet| set.labels.clone().unwrap_or_default();
+    let (train_labels, test_labels) = (labels(train), labels(test));
+    let classes = train.class_names.len();
+    match linear_probe {
+        None => Scores {
+            top1: 100.0
+                * wmse_knn::majority_knn(
+                    train_f,
+                    &train_labels,
+                    test_f,
+                    &test_labels,
+                    classes,
+                    WMSE_K,
+                    device,
+                ),
+            top5: None,
+        },
+        Some(seed) => {
+            let s = linear::linear_probe(
+                train_f,
+                &train_labels,
+                test_f,
+                &test_labels,
+                classes,
+                &linear::LinearProbeConfig::default(),
+                seed,
+                device,
+            );
+            Scores {
+                top1: 100.0 * s.top1,
+                top5: Some(100.0 * s.top5),
+            }
+        }
+    }
 }
 
 /// An evaluation protocol of `unmix eval`.
@@ -146,6 +175,18 @@ pub enum Protocol {
     /// W-MSE's `k`-NN: majority vote of the 5 nearest by Euclidean distance between
     /// un-normalised backbone features.
     WmseKnn,
+    /// W-MSE's linear evaluation: a linear layer trained with Adam on the precomputed,
+    /// un-normalised backbone features ([`linear`]).
+    WmseLinear,
+}
+
+/// What a protocol measured on the test set, in percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    /// Top-1 accuracy.
+    pub top1: f64,
+    /// Top-5 accuracy, for the protocols that rank classes.
+    pub top5: Option<f64>,
 }
 
 impl Protocol {
@@ -161,6 +202,14 @@ impl Protocol {
             Protocol::WmseKnn => format!(
                 "W-MSE k-NN ({WMSE_K}-NN majority vote, Euclidean, un-normalised backbone features)"
             ),
+            Protocol::WmseLinear => {
+                let c = linear::LinearProbeConfig::default();
+                format!(
+                    "W-MSE linear (frozen un-normalised backbone features, no augmentation; Adam \
+                     lr {} → {} exponential over {} epochs, wd {}, batch {})",
+                    c.lr_start, c.lr_end, c.epochs, c.weight_decay, c.batch_size
+                )
+            }
         }
     }
 }
@@ -174,7 +223,7 @@ pub fn evaluate_checkpoint(
     dir: &Path,
     device: Option<&str>,
     protocol: Protocol,
-) -> Result<(TrainConfig, f64, usize, usize), TrainError> {
+) -> Result<(TrainConfig, Scores, usize, usize), TrainError> {
     let run_dir = dir
         .parent()
         .and_then(|p| p.parent())
@@ -195,18 +244,23 @@ pub fn evaluate_checkpoint(
         protocol: Protocol,
     }
     impl MethodTask for Eval<'_> {
-        type Output = f64;
-        fn run<M: Method>(self, model: M) -> Result<f64, TrainError> {
+        type Output = Scores;
+        fn run<M: Method>(self, model: M) -> Result<Scores, TrainError> {
             let model = checkpoint::load_model(self.dir, model)?;
+            let (sets, transform, device) = (self.sets, self.transform, self.device);
             Ok(match self.protocol {
-                Protocol::WeightedKnn => {
-                    knn_top1(&model, self.config, self.sets, self.transform, self.device)
+                Protocol::WeightedKnn => Scores {
+                    top1: knn_top1(&model, self.config, sets, transform, device),
+                    top5: None,
+                },
+                Protocol::WmseKnn => wmse_scores(&model, sets, transform, None, device),
+                Protocol::WmseLinear => {
+                    wmse_scores(&model, sets, transform, Some(self.config.run.seed), device)
                 }
-                Protocol::WmseKnn => wmse_top1(&model, self.sets, self.transform, self.device),
             })
         }
     }
-    let top1 = config.method.build(
+    let scores = config.method.build(
         &config.model,
         train_set.len(),
         &device,
@@ -219,5 +273,5 @@ pub fn evaluate_checkpoint(
             protocol,
         },
     )?;
-    Ok((config, top1, train_set.len(), test_set.len()))
+    Ok((config, scores, train_set.len(), test_set.len()))
 }

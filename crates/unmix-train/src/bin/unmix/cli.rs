@@ -56,8 +56,9 @@ pub(crate) enum Command {
         #[arg(long)]
         device: Option<String>,
         /// `knn`: the weighted kNN monitor with the run's `[eval]` settings; `wmse-knn`: W-MSE's
-        /// 5-NN majority vote on un-normalised backbone features (Euclidean).
-        #[arg(long, default_value = "knn", value_parser = ["knn", "wmse-knn"])]
+        /// 5-NN majority vote on un-normalised backbone features (Euclidean); `wmse-linear`:
+        /// W-MSE's linear evaluation on the same features (top-1 and top-5).
+        #[arg(long, default_value = "knn", value_parser = ["knn", "wmse-knn", "wmse-linear"])]
         protocol: String,
     },
     /// Time full training steps (forward, backward, SGD update) of a ResNet-18 on a backend.
@@ -164,16 +165,19 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             };
             let protocol = match protocol.as_str() {
                 "wmse-knn" => Protocol::WmseKnn,
+                "wmse-linear" => Protocol::WmseLinear,
                 _ => Protocol::WeightedKnn,
             };
-            let (cfg, top1, n_train, n_test) =
+            let (cfg, scores, n_train, n_test) =
                 evaluate_checkpoint(&dir, device.as_deref(), protocol)?;
-            println!("| checkpoint | protocol | bank | queries | top-1 |");
-            println!("|---|---|---|---|---|");
+            println!("| checkpoint | protocol | train | test | top-1 | top-5 |");
+            println!("|---|---|---|---|---|---|");
             println!(
-                "| {} | {} | {n_train} train | {n_test} test | {top1:.2}% |",
+                "| {} | {} | {n_train} images | {n_test} images | {:.2}% | {} |",
                 dir.display(),
                 protocol.describe(&cfg),
+                scores.top1,
+                scores.top5.map_or("–".into(), |t| format!("{t:.2}%")),
             );
             Ok(())
         }
