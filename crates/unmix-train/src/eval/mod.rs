@@ -112,17 +112,42 @@ pub(crate) fn knn_top1<M: Method>(
 }
 
 /// W-MSE's protocols on `model`'s un-normalised backbone features of both sets: the 5-NN
-/// majority vote, or the linear probe (seeded by `seed`).
+/// majority vote, or the linear probe (seeded by `seed`). With `save`, the features and labels
+/// are also written there (safetensors: `train/features`, `train/labels`, `test/...`), for a
+/// comparison with the reference's own code on the same features.
 fn wmse_scores<M: Method>(
     model: &M,
     (train, test): (&ImageSet, &ImageSet),
     transform: &ViewTransform,
     linear_probe: Option<u64>,
+    save: Option<&Path>,
     device: &Device,
-) -> Scores {
+) -> Result<Scores, TrainError> {
     let raw =
         |set| knn::extract_features(model, set, transform, FeatureKind::Backbone, false, device);
     let (bank, queries) = (raw(train), raw(test));
+    if let Some(path) = save {
+        let mut tensors = Vec::new();
+        for (name, set, f) in [("train", train, &bank), ("test", test, &queries)] {
+            let labels: Vec<f32> = set.labels.iter().flatten().map(|&l| l as f32).collect();
+            let n = labels.len();
+            for (what, shape, values) in [
+                ("features", vec![n, f.dim], f.data.clone()),
+                ("labels", vec![n], labels),
+            ] {
+                let path = format!("{name}/{what}");
+                tensors.push((
+                    path.clone(),
+                    unmix_models::NamedTensor {
+                        path,
+                        shape,
+                        values,
+                    },
+                ));
+            }
+        }
+        crate::run::parity::write_safetensors(path, &tensors, Default::default())?;
+    }
     let train_f = wmse_knn::RawFeatures {
         data: &bank.data,
         dim: bank.dim,
@@ -134,7 +159,7 @@ fn wmse_scores<M: Method>(
     let labels = |set: &ImageSet| set.labels.clone().unwrap_or_default();
     let (train_labels, test_labels) = (labels(train), labels(test));
     let classes = train.class_names.len();
-    match linear_probe {
+    Ok(match linear_probe {
         None => Scores {
             top1: 100.0
                 * wmse_knn::majority_knn(
@@ -164,7 +189,7 @@ fn wmse_scores<M: Method>(
                 top5: Some(100.0 * s.top5),
             }
         }
-    }
+    })
 }
 
 /// An evaluation protocol of `unmix eval`.
@@ -218,11 +243,13 @@ impl Protocol {
 pub const WMSE_K: usize = 5;
 
 /// Top-1 (%) of a checkpoint under `protocol`, with the config saved in its run directory;
-/// also the config and the training and test set sizes.
+/// also the config and the training and test set sizes. `save_features` (W-MSE's protocols)
+/// writes the features the protocol used.
 pub fn evaluate_checkpoint(
     dir: &Path,
     device: Option<&str>,
     protocol: Protocol,
+    save_features: Option<&Path>,
 ) -> Result<(TrainConfig, Scores, usize, usize), TrainError> {
     let run_dir = dir
         .parent()
@@ -242,6 +269,7 @@ pub fn evaluate_checkpoint(
         transform: &'a ViewTransform,
         device: &'a Device,
         protocol: Protocol,
+        save: Option<&'a Path>,
     }
     impl MethodTask for Eval<'_> {
         type Output = Scores;
@@ -253,9 +281,10 @@ pub fn evaluate_checkpoint(
                     top1: knn_top1(&model, self.config, sets, transform, device),
                     top5: None,
                 },
-                Protocol::WmseKnn => wmse_scores(&model, sets, transform, None, device),
+                Protocol::WmseKnn => wmse_scores(&model, sets, transform, None, self.save, device)?,
                 Protocol::WmseLinear => {
-                    wmse_scores(&model, sets, transform, Some(self.config.run.seed), device)
+                    let seed = Some(self.config.run.seed);
+                    wmse_scores(&model, sets, transform, seed, self.save, device)?
                 }
             })
         }
@@ -271,6 +300,7 @@ pub fn evaluate_checkpoint(
             transform: &transform,
             device: &device,
             protocol,
+            save: save_features,
         },
     )?;
     Ok((config, scores, train_set.len(), test_set.len()))

@@ -221,7 +221,8 @@ fn image_tensor(name: &str, t: Tensor<4>) -> NamedTensor {
     }
 }
 
-fn write_safetensors(
+/// Writes f32 tensors and string metadata as one safetensors file.
+pub(crate) fn write_safetensors(
     out: &Path,
     tensors: &[(String, NamedTensor)],
     meta: HashMap<String, String>,

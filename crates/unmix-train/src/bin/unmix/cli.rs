@@ -60,6 +60,10 @@ pub(crate) enum Command {
         /// W-MSE's linear evaluation on the same features (top-1 and top-5).
         #[arg(long, default_value = "knn", value_parser = ["knn", "wmse-knn", "wmse-linear"])]
         protocol: String,
+        /// Also write the features a `wmse-*` protocol used, with the labels, to this
+        /// safetensors file (`train/features`, `train/labels`, `test/...`).
+        #[arg(long)]
+        save_features: Option<PathBuf>,
     },
     /// Time full training steps (forward, backward, SGD update) of a ResNet-18 on a backend.
     Bench {
@@ -154,6 +158,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             checkpoint,
             device,
             protocol,
+            save_features,
         } => {
             let dir = if checkpoint.join("state.json").exists() {
                 checkpoint
@@ -169,7 +174,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
                 _ => Protocol::WeightedKnn,
             };
             let (cfg, scores, n_train, n_test) =
-                evaluate_checkpoint(&dir, device.as_deref(), protocol)?;
+                evaluate_checkpoint(&dir, device.as_deref(), protocol, save_features.as_deref())?;
             println!("| checkpoint | protocol | train | test | top-1 | top-5 |");
             println!("|---|---|---|---|---|---|");
             println!(
