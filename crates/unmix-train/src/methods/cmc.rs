@@ -216,19 +216,15 @@ impl Method for Cmc {
             s.nce_k,
             &l.device(),
         );
-        let n = self.bank_l.len();
-        let z_l = normalizer_or_first(
-            self.normalizer_l.value(),
-            self.logits(l.clone(), &self.bank_ab, ids.clone()),
-            n,
-        );
-        let z_ab = normalizer_or_first(
-            self.normalizer_ab.value(),
-            self.logits(ab.clone(), &self.bank_l, ids.clone()),
-            n,
-        );
+        // The clean scores are gathered once, for the normalisers and the loss.
+        let (n, softmax) = (self.bank_l.len(), s.softmax);
+        let logits_l = self.logits(l.clone(), &self.bank_ab, ids.clone());
+        let logits_ab = self.logits(ab.clone(), &self.bank_l, ids.clone());
+        let z_l = normalizer_or_first(self.normalizer_l.value(), logits_l.clone(), n);
+        let z_ab = normalizer_or_first(self.normalizer_ab.value(), logits_ab.clone(), n);
         let z = (z_l.clone(), z_ab.clone());
-        let plain = self.cross_view((l.clone(), ab.clone()), ids.clone(), z.clone());
+        let plain = bank_loss(logits_l, z_l.clone(), n, softmax)
+            + bank_loss(logits_ab, z_ab.clone(), n, softmax);
         let mixed = mixed.map(|m| {
             let fm = self.embed(m.images.clone());
             let direct = self.cross_view(fm.clone(), ids.clone(), z.clone());
