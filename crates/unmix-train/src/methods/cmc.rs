@@ -22,7 +22,7 @@ use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
 use crate::method::{Method, StepContext, StepOutput, ViewSpec};
-use crate::methods::insdis::{bank_loss, contrast_draw, normalizer_or_first, partner_rows};
+use crate::methods::insdis::{bank_loss, contrast_draw, normalizer_or_first, reverse_logits};
 
 /// `[method]` with `kind = "cmc"`. Defaults: the CMC row of the repository README's ImageNet-100
 /// table (2 × ResNet-50 half, YCbCr, softmax-CE, 4,096 negatives: 75.8%; its NCE row is empty),
@@ -162,32 +162,15 @@ impl Cmc {
         bank.dot_rows(f, ids).div_scalar(self.settings.temperature)
     }
 
-    /// The loss of embeddings `f` against `bank`'s rows `ids`, with the normaliser `z` (NCE)
-    /// or the softmax loss.
-    fn loss(
+    /// `L_l + L_ab` of the L scores (against the ab bank) and the ab scores (against the L
+    /// bank), with their normalisers (NCE) or the softmax loss.
+    fn pair_loss(
         &self,
-        f: Tensor<2>,
-        bank: &MemoryBank,
-        ids: Tensor<2, Int>,
-        z: Tensor<1>,
-    ) -> Tensor<1> {
-        bank_loss(
-            self.logits(f, bank, ids),
-            z,
-            bank.len(),
-            self.settings.softmax,
-        )
-    }
-
-    /// Both cross-view losses, `L_l + L_ab`: the L embeddings against the ab bank and the ab
-    /// embeddings against the L bank.
-    fn cross_view(
-        &self,
-        (l, ab): (Tensor<2>, Tensor<2>),
-        ids: Tensor<2, Int>,
+        (logits_l, logits_ab): (Tensor<2>, Tensor<2>),
         (z_l, z_ab): (Tensor<1>, Tensor<1>),
     ) -> Tensor<1> {
-        self.loss(l, &self.bank_ab, ids.clone(), z_l) + self.loss(ab, &self.bank_l, ids, z_ab)
+        let (n, softmax) = (self.bank_l.len(), self.settings.softmax);
+        bank_loss(logits_l, z_l, n, softmax) + bank_loss(logits_ab, z_ab, n, softmax)
     }
 }
 
@@ -217,19 +200,24 @@ impl Method for Cmc {
             &l.device(),
         );
         // The clean scores are gathered once, for the normalisers and the loss.
-        let (n, softmax) = (self.bank_l.len(), s.softmax);
+        let n = self.bank_l.len();
         let logits_l = self.logits(l.clone(), &self.bank_ab, ids.clone());
         let logits_ab = self.logits(ab.clone(), &self.bank_l, ids.clone());
         let z_l = normalizer_or_first(self.normalizer_l.value(), logits_l.clone(), n);
         let z_ab = normalizer_or_first(self.normalizer_ab.value(), logits_ab.clone(), n);
         let z = (z_l.clone(), z_ab.clone());
-        let plain = bank_loss(logits_l, z_l.clone(), n, softmax)
-            + bank_loss(logits_ab, z_ab.clone(), n, softmax);
+        let plain = self.pair_loss((logits_l, logits_ab), z.clone());
         let mixed = mixed.map(|m| {
-            let fm = self.embed(m.images.clone());
-            let direct = self.cross_view(fm.clone(), ids.clone(), z.clone());
-            let reverse = self.cross_view(fm, partner_rows(ids.clone()), z.clone());
-            unmix_combine(direct, reverse, m.lambda)
+            let (ml, mab) = self.embed(m.images.clone());
+            let direct_l = self.logits(ml.clone(), &self.bank_ab, ids.clone());
+            let direct_ab = self.logits(mab.clone(), &self.bank_l, ids.clone());
+            let t = s.temperature;
+            let reverse = (
+                reverse_logits(direct_l.clone(), ml, &self.bank_ab, ids.clone(), t),
+                reverse_logits(direct_ab.clone(), mab, &self.bank_l, ids.clone(), t),
+            );
+            let direct = self.pair_loss((direct_l, direct_ab), z.clone());
+            unmix_combine(direct, self.pair_loss(reverse, z.clone()), m.lambda)
         });
         let update = CmcUpdate {
             ids: sample_ids(&batch.indices, &l.device()),

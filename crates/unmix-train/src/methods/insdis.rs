@@ -130,18 +130,21 @@ pub fn bank_loss(logits: Tensor<2>, z: Tensor<1>, bank_len: usize, softmax: bool
     }
 }
 
-/// Un-Mix's reverse rows: `ids` with column 0 (each sample's own id) flipped over the batch, so
-/// that row `i` has its partner `N−1−i`'s id as the positive and its own noise rows. Shared with
-/// CMC.
-pub fn partner_rows(ids: Tensor<2, Int>) -> Tensor<2, Int> {
-    let columns = ids.dims()[1];
-    Tensor::cat(
-        vec![
-            ids.clone().narrow(1, 0, 1).flip([0]),
-            ids.narrow(1, 1, columns - 1),
-        ],
-        1,
-    )
+/// Un-Mix's reverse scores `[B, K+1]`: the mixture's `direct` scores with column 0 replaced by
+/// its score against the partner's row (`N−1−i`, the batch flip of each sample's own id `ids[:,
+/// 0]`); the noise columns are the same rows, so only that column is gathered again. Shared
+/// with CMC.
+pub fn reverse_logits(
+    direct: Tensor<2>,
+    mixture: Tensor<2>,
+    bank: &MemoryBank,
+    ids: Tensor<2, Int>,
+    temperature: f64,
+) -> Tensor<2> {
+    let noise = direct.dims()[1] - 1;
+    let partner = ids.narrow(1, 0, 1).flip([0]);
+    let positive = bank.dot_rows(mixture, partner).div_scalar(temperature);
+    Tensor::cat(vec![positive, direct.narrow(1, 1, noise)], 1)
 }
 
 /// InsDis: one encoder, its memory bank and NCE's normaliser.
@@ -210,8 +213,10 @@ impl Method for InsDis {
         let plain = self.loss(logits, z.clone());
         let mixed = mixed.map(|m| {
             let fm = l2_normalize(self.encoder.forward(m.images.clone()));
-            let direct = self.loss(self.logits(fm.clone(), ids.clone()), z.clone());
-            let reverse = self.loss(self.logits(fm, partner_rows(ids.clone())), z.clone());
+            let direct = self.logits(fm.clone(), ids.clone());
+            let reverse =
+                reverse_logits(direct.clone(), fm, &self.bank, ids.clone(), s.temperature);
+            let (direct, reverse) = (self.loss(direct, z.clone()), self.loss(reverse, z.clone()));
             unmix_combine(direct, reverse, m.lambda)
         });
         let update = InsDisUpdate {
