@@ -7,11 +7,12 @@
 //! - `bench`: the backend and training-step benchmarks (`docs/benchmarks.md`).
 //! - `parity`: step-level parity of our methods with the PyTorch references in
 //!   `docs/reference/` (`tests/parity.rs`; skipped with a message without Python and torch).
-//! - `test [--full]`: the whole CI: fmt, then one build of every target under clippy
-//!   (`-D warnings`) that also runs every test; `--full` runs the learn tests at full length
-//!   and the CIFAR-demo-settings learn tests.
-//! - `check-backends`: clippy with the `cuda` and `wgpu` features compiled in (their type
-//!   check; a second compilation of the dependency tree, so not part of `test`).
+//! - `gpu-kit`: the release binary with every backend and the GPU run kit's files in
+//!   `target/gpu-kit/` (`scripts/gpu_kit.sh`).
+//! - `test [--full]`: the whole CI: fmt, then one build of every target with every backend
+//!   (CPU, CUDA, wgpu) under clippy (`-D warnings`) that also runs every test, wgpu's on Mesa's
+//!   software Vulkan driver (installed with apt when missing); `--full` runs the learn tests at
+//!   full length and the CIFAR-demo-settings learn tests.
 
 use std::process::{Command, ExitCode};
 
@@ -44,7 +45,6 @@ fn feature_for(device: &str) -> Option<&'static str> {
     match device.split(':').next().unwrap_or("") {
         "cuda" => Some("cuda"),
         "wgpu" => Some("wgpu"),
-        "cubecl-cpu" => Some("cpu"),
         _ => None,
     }
 }
@@ -102,8 +102,16 @@ fn test(full: bool) -> Result<(), Failed> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt)?;
+    let wgpu_driver = ensure_vulkan_driver();
     let mut tests = linted_cargo()?;
-    tests.args(["test", "--workspace"]);
+    tests.args(["test", "--workspace", "--features", ALL_BACKENDS]);
+    if wgpu_driver {
+        // `tests/backends.rs` fails rather than skips when the adapter is missing.
+        tests.env("UNMIX_REQUIRE_WGPU", "1");
+    }
+    // CubeCL's autotuner times several kernels per new shape; on the software driver each is
+    // a shader compilation (the wgpu tests take 6 minutes at the default level, 1.5 at this).
+    tests.env("CUBECL_AUTOTUNE_LEVEL", "minimal");
     if full {
         tests.env("UNMIX_LEARNS", "full");
     }
@@ -112,11 +120,52 @@ fn test(full: bool) -> Result<(), Failed> {
         // The CIFAR-demo-settings learn tests are ignored in CI's run (each takes about 15
         // minutes); the same build runs them here.
         let mut demo = linted_cargo()?;
-        demo.args(["test", "-p", "unmix-train", "--test", "learns"]);
+        demo.args(["test", "-p", "unmix-train", "--features", ALL_BACKENDS]);
+        demo.args(["--test", "learns"]);
         demo.args(["demo_settings", "--", "--ignored"]);
         run(demo)?;
     }
     Ok(())
+}
+
+/// Every backend, compiled into the one test build: CUDA (kernels by NVRTC at run time; the
+/// workspace's `patches/cubecl-llvm` keeps LLVM out of the build) and wgpu, so CI builds and
+/// lints both for real, and runs wgpu on Mesa's software Vulkan driver (`tests/backends.rs`).
+const ALL_BACKENDS: &str = "unmix-train/cuda,unmix-train/wgpu";
+
+/// Mesa's software Vulkan driver (lavapipe) for the wgpu tests: already there, or installed
+/// with apt when we are root (Debian's `mesa-vulkan-drivers`, refreshing the package lists if
+/// the first try fails). Returns whether a Vulkan driver is installed now; when not, the wgpu
+/// tests say they skip.
+fn ensure_vulkan_driver() -> bool {
+    let installed = || {
+        ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+            .iter()
+            .any(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()))
+    };
+    if installed() {
+        return true;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        let apt = |args: &[&str]| {
+            let mut c = Command::new("apt-get");
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            run(c).is_ok()
+        };
+        let install = ["install", "-y", "-q", "mesa-vulkan-drivers"];
+        let _ = apt(&install) || (apt(&["update", "-q"]) && apt(&install));
+    }
+    if !installed() {
+        eprintln!(
+            "warning: no Vulkan driver, and `apt-get install mesa-vulkan-drivers` was not \
+             possible here: the wgpu tests (tests/backends.rs) will skip"
+        );
+    }
+    installed()
 }
 
 /// `cargo` whose workspace crates are compiled by `clippy-driver` with `-D warnings`: the
@@ -155,27 +204,36 @@ fn clippy_driver() -> Result<std::path::PathBuf, Failed> {
     }
 }
 
-/// Clippy over every target with the `cuda` and `wgpu` backends compiled in: the type check and
-/// lint of their code. Not part of `test` (it compiles the dependency tree a second time, with
-/// both GPU stacks: about 8 minutes on 2 cores).
-fn check_backends() -> Result<(), Failed> {
-    let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--features",
-        "unmix-train/cuda,unmix-train/wgpu",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    // CubeCL's CUDA runtime (cubecl-llvm) builds C++ shims against an LLVM bundle that
-    // tracel-llvm-bundler downloads from GitHub in its build script; machines that reach only
-    // package registries cannot fetch it. Both build scripts skip that native setup under
-    // DOCS_RS, which is all a type check needs (nothing is linked).
-    clippy.env("DOCS_RS", "1");
-    run(clippy)
+/// The GPU run kit (`scripts/gpu_kit.sh`): the release binary with every backend, and what the
+/// script reads (`configs/`, `datasets/`, `docs/reference/`), copied to `target/gpu-kit/` for a
+/// machine without Rust. There: `bash scripts/gpu_kit.sh`.
+fn gpu_kit() -> Result<(), Failed> {
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "unmix-train", "--bin", "unmix"]);
+    build.args(["--features", "cuda,wgpu"]);
+    run(build)?;
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let kit = std::path::Path::new(&target).join("gpu-kit");
+    let _ = std::fs::remove_dir_all(&kit);
+    let fail = |what: &str, e: std::io::Error| Failed(format!("gpu-kit: {what}: {e}"), 1);
+    std::fs::create_dir_all(kit.join("docs")).map_err(|e| fail("create", e))?;
+    let binary = std::path::Path::new(&target).join("release").join("unmix");
+    std::fs::copy(&binary, kit.join("unmix")).map_err(|e| fail("copy the binary", e))?;
+    for (from, to) in [
+        ("configs", "configs"),
+        ("datasets", "datasets"),
+        ("docs/reference", "docs/reference"),
+        ("scripts", "scripts"),
+    ] {
+        let mut cp = Command::new("cp");
+        cp.args(["-r", from]).arg(kit.join(to));
+        run(cp)?;
+    }
+    eprintln!(
+        "kit in {}: copy it to the GPU machine and run `bash scripts/gpu_kit.sh` there",
+        kit.display()
+    );
+    Ok(())
 }
 
 /// `cargo publish --dry-run` of every crate we publish, verification included: each is packaged
@@ -201,7 +259,7 @@ const HELP: &str = "cargo xtask <task>
   bench [--device D]
   parity
   test [--full]
-  check-backends
+  gpu-kit
   publish-check";
 
 fn main() -> ExitCode {
@@ -228,21 +286,14 @@ fn main() -> ExitCode {
             )
         }
         Some("bench") => unmix(&[vec!["bench".to_string()], rest].concat(), release),
-        Some("parity") => {
-            let mut cmd = cargo();
-            cmd.args([
-                "test",
-                "-p",
-                "unmix-train",
-                "--test",
-                "parity",
-                "--",
-                "--nocapture",
-            ]);
+        Some("parity") => linted_cargo().and_then(|mut cmd| {
+            // The test build's flags and features, so that after `test` nothing recompiles.
+            cmd.args(["test", "-p", "unmix-train", "--features", ALL_BACKENDS]);
+            cmd.args(["--test", "parity", "--", "--nocapture"]);
             run(cmd)
-        }
+        }),
         Some("test") => test(rest.iter().any(|a| a == "--full")),
-        Some("check-backends") => check_backends(),
+        Some("gpu-kit") => gpu_kit(),
         Some("publish-check") => publish_check(),
         _ => {
             eprintln!("{HELP}");

@@ -68,6 +68,11 @@ pub struct RunConfig {
     pub out_dir: PathBuf,
     /// Also log the loss of every `n`-th step to `steps.csv` (0: no per-step log).
     pub log_every_steps: u64,
+    /// Sum the loss on the device and read it back every `n` steps (and at each epoch's end):
+    /// a read waits for the device, so on a GPU reading every step stalls its queue. The
+    /// progress line shows the window's mean; a NaN stops the run at the window's end, before
+    /// the epoch's checkpoint. Steps `steps.csv` logs are read on their own.
+    pub read_loss_every_steps: u64,
 }
 
 impl Default for RunConfig {
@@ -78,6 +83,7 @@ impl Default for RunConfig {
             device: "cpu".into(),
             out_dir: "runs".into(),
             log_every_steps: 0,
+            read_loss_every_steps: 16,
         }
     }
 }
@@ -197,12 +203,13 @@ impl TrainConfig {
     /// evaluation schedule `eval.*`, where and on what it runs, the per-step log, loader threads)
     /// is left out.
     pub fn resume_conflicts(&self, now: &TrainConfig) -> Vec<String> {
-        const MAY_CHANGE: [&str; 6] = [
+        const MAY_CHANGE: [&str; 7] = [
             "optim.epochs:",
             "eval.",
             "run.device:",
             "run.out_dir:",
             "run.log_every_steps:",
+            "run.read_loss_every_steps:",
             "data.num_workers:",
         ];
         self.differences(now)

@@ -10,9 +10,6 @@ pub fn compiled_backends() -> Vec<&'static str> {
     if cfg!(feature = "flex") {
         v.push("flex");
     }
-    if cfg!(feature = "cpu") {
-        v.push("cubecl-cpu");
-    }
     if cfg!(feature = "cuda") {
         v.push("cuda");
     }
@@ -30,8 +27,12 @@ fn missing(spec: &str, feature: &str) -> TrainError {
     ))
 }
 
-/// Parses `cpu` (the default CPU backend, Burn's `flex`), `flex`, `cubecl-cpu`, `cuda`,
-/// `cuda:N` or `wgpu` into a device (without autodiff).
+/// Parses `cpu` (the CPU backend, Burn's `flex`), `flex`, `cuda`, `cuda:N` or `wgpu` into a
+/// device (without autodiff).
+///
+/// CubeCL's own CPU backend (`burn/cpu`) is not offered: it is an LLVM JIT, and the workspace
+/// replaces `cubecl-llvm` with a stand-in without LLVM so that CUDA builds offline
+/// (`patches/cubecl-llvm`).
 pub fn parse_device(spec: &str) -> Result<Device, TrainError> {
     let spec = spec.trim();
     let (name, index) = match spec.split_once(':') {
@@ -47,22 +48,15 @@ pub fn parse_device(spec: &str) -> Result<Device, TrainError> {
         "cpu" | "flex" => {
             #[cfg(feature = "flex")]
             return Ok(Device::flex());
-            #[cfg(all(not(feature = "flex"), feature = "cpu"))]
-            if name == "cpu" {
-                return Ok(Device::cpu());
-            }
             #[allow(unreachable_code)]
             Err(missing(spec, "flex"))
         }
-        "cubecl-cpu" => {
-            #[cfg(feature = "cpu")]
-            return Ok(Device::cpu());
-            #[allow(unreachable_code)]
-            Err(missing(spec, "cpu"))
-        }
         "cuda" => {
             #[cfg(feature = "cuda")]
-            return Ok(Device::cuda(index));
+            {
+                cuda_libraries_load(spec)?;
+                return Ok(Device::cuda(index));
+            }
             #[allow(unreachable_code)]
             {
                 let _ = index;
@@ -76,8 +70,38 @@ pub fn parse_device(spec: &str) -> Result<Device, TrainError> {
             Err(missing(spec, "wgpu"))
         }
         other => Err(TrainError::Device(format!(
-            "--device {other}: unknown backend; expected cpu, flex, cubecl-cpu, cuda[:N] or wgpu"
+            "--device {other}: unknown backend; expected cpu, flex, cuda[:N] or wgpu"
         ))),
+    }
+}
+
+/// The CUDA runtime loads the driver (`libcuda`) and NVRTC (`libnvrtc`) at the first kernel and
+/// panics when one is missing: asked here first, so that a machine without them gets an error
+/// that names the library.
+#[cfg(feature = "cuda")]
+fn cuda_libraries_load(spec: &str) -> Result<(), TrainError> {
+    // SAFETY: both only try to open the shared libraries by their usual names.
+    let (driver, nvrtc) = unsafe {
+        (
+            cudarc::driver::sys::is_culib_present(),
+            cudarc::nvrtc::sys::is_culib_present(),
+        )
+    };
+    let missing: Vec<&str> = [
+        (!driver).then_some("the NVIDIA driver library (libcuda.so)"),
+        (!nvrtc).then_some("NVRTC (libnvrtc.so, from the CUDA toolkit)"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(TrainError::Device(format!(
+            "--device {spec}: {} could not be loaded; install it or add its folder to \
+             LD_LIBRARY_PATH",
+            missing.join(" and ")
+        )))
     }
 }
 

@@ -65,11 +65,12 @@ pub enum TrainError {
     },
     /// The loss became NaN or infinite; the run stopped before checkpointing that epoch.
     #[error(
-        "the loss is {loss} at step {step} (epoch {epoch}): training diverged; the last \
+        "the loss is {loss} by step {step} (epoch {epoch}): training diverged; the last \
          finished checkpoint is kept"
     )]
     Diverged {
-        /// The step (0-based) whose loss was not finite.
+        /// The last step (0-based) of the window whose loss was read back not finite
+        /// (`run.read_loss_every_steps`).
         step: u64,
         /// Its epoch (1-based).
         epoch: usize,

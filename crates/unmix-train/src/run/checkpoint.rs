@@ -134,6 +134,11 @@ pub fn load_model<M: Module>(dir: &Path, model: M) -> Result<M, TrainError> {
 }
 
 /// Loads the optimiser state.
+///
+/// Burn 0.22 puts the state on its default device (`BURN_DEVICE`, else the first GPU backend
+/// compiled in) and moves it to the parameters' device at the next step; a program with CUDA
+/// compiled in that resumes on a machine without a GPU must set `BURN_DEVICE=flex` before
+/// threads start (the `unmix` binary does).
 pub fn load_optim(dir: &Path, optim: ModuleOptimizer) -> Result<ModuleOptimizer, TrainError> {
     let p = dir.join("optim.bpk");
     optim.load(&p).map_err(|e| TrainError::Checkpoint {

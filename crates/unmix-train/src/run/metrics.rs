@@ -226,6 +226,11 @@ impl StepLog {
         Ok(log)
     }
 
+    /// Whether step `step` is one to log.
+    pub fn wants(&self, step: u64) -> bool {
+        self.every != 0 && step.is_multiple_of(self.every)
+    }
+
     /// Appends step `step`'s row when it is one to log.
     pub fn log(
         &mut self,

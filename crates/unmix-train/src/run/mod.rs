@@ -1,9 +1,12 @@
 //! Running a config: claiming the run directory ([`run_dir`]), the loop
 //! ([`train_loop`](self::train_method)), one step ([`train_step`]), checkpoints
 //! ([`checkpoint`]), metrics ([`metrics`]) and the progress display. Generic over
-//! [`Method`](crate::Method); nothing here knows which method it trains.
+//! [`Method`](crate::Method); nothing here knows which method it trains. [`backend_check`]
+//! compares a backend with the CPU and trains each method a few steps on it.
 
+pub mod backend_check;
 pub mod checkpoint;
+mod loss_window;
 pub mod metrics;
 pub mod parity;
 mod progress;
@@ -102,6 +105,32 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome,
         &device,
         Train(config, options, &device, &run_dir, sets),
     )
+}
+
+/// The loop's first batch (epoch 0) on `device`, with its Un-Mix mixture when enabled: what
+/// the parity record and the backend check replay.
+pub(crate) fn first_batch(
+    loader: &MultiViewLoader,
+    unmix: &UnMix,
+    config: &TrainConfig,
+    device: &Device,
+) -> Result<(unmix_data::MultiViewBatch, Option<unmix_ops::MixedBatch>), TrainError> {
+    let batch = loader
+        .epoch(0, 0)
+        .next()
+        .ok_or_else(|| {
+            TrainError::value(
+                "optim.batch_size",
+                config.optim.batch_size,
+                "expected at most as many samples as the training set holds",
+            )
+        })?
+        .to_device(device);
+    let mixed = unmix
+        .config()
+        .enabled
+        .then(|| unmix.apply(batch.views[0].clone(), 0));
+    Ok((batch, mixed))
 }
 
 /// The run's multi-view loader (the method's crops of `train_set`) and its Un-Mix sampler, both

@@ -34,7 +34,7 @@ use crate::method::{Method, StepContext, param_ids};
 use crate::methods::MethodTask;
 use crate::optim::build_optimizer;
 use crate::optim::schedule::learning_rate;
-use crate::run::{loader_and_unmix, train_step};
+use crate::run::{first_batch, loader_and_unmix, train_step};
 
 /// What [`record_step`] measured, besides the file.
 #[derive(Debug, Clone)]
@@ -87,21 +87,7 @@ fn record_method<M: Method>(
     let train_images = train_set.len();
     let (loader, unmix) = loader_and_unmix(&model, config, train_set)?;
     // The loop's own first batch, mixture and schedule values.
-    let batch = loader
-        .epoch(0, 0)
-        .next()
-        .ok_or_else(|| {
-            TrainError::value(
-                "optim.batch_size",
-                config.optim.batch_size,
-                "expected at most as many samples as the training set holds",
-            )
-        })?
-        .to_device(device);
-    let mixed = unmix
-        .config()
-        .enabled
-        .then(|| unmix.apply(batch.views[0].clone(), 0));
+    let (batch, mixed) = first_batch(&loader, &unmix, config, device)?;
     let per_epoch = loader.batches_per_epoch();
     let ctx = StepContext {
         step: 0,

@@ -51,9 +51,9 @@ impl Progress {
             .set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
     }
 
-    /// One step done.
-    pub(crate) fn step(&self, loss: f64, lambda: Option<f64>) {
-        self.bar.inc(1);
+    /// `steps` steps done, their mean loss `loss`.
+    pub(crate) fn steps(&self, steps: usize, loss: f64, lambda: Option<f64>) {
+        self.bar.inc(steps as u64);
         let ips = self.bar.position() as f64 * self.batch_size as f64
             / self.bar.elapsed().as_secs_f64().max(1e-9);
         let lambda = lambda.map_or_else(String::new, |l| format!(" λ {l:.2}"));

@@ -8,6 +8,7 @@ use burn::prelude::*;
 use unmix_data::{ImageSet, ViewTransform};
 
 use super::checkpoint::{self, LoopState};
+use super::loss_window::{LossWindow, WindowSums};
 use super::metrics::{EpochRecord, MetricsFile, StepLog};
 use super::progress::Progress;
 use super::{RunDir, RunOptions, TrainOutcome, loader_and_unmix, train_step};
@@ -58,10 +59,12 @@ pub(crate) fn train_method<M: Method>(
     let all_params = param_ids(&model);
     let momentum = model.momentum();
     let total_steps = (o.epochs * per_epoch).max(1) as u64;
+    let mut window = LossWindow::new(config.run.read_loss_every_steps);
     while epoch < last_epoch {
         progress.start_epoch(epoch);
         let (mut sums, t0) = (Sums::default(), Instant::now());
         let mut lr = 0.0;
+        let mut last_lambda = None;
         for host in loader.epoch(epoch as u64, 0) {
             let ctx = StepContext {
                 step,
@@ -78,25 +81,37 @@ pub(crate) fn train_method<M: Method>(
             let (next, out) =
                 train_step(model, &batch, mixed.as_ref(), &ctx, optim_step, |_, _| {});
             model = next;
-            let loss = out.loss.into_scalar::<f32>() as f64;
-            if !loss.is_finite() {
-                // Nothing of this epoch is saved: the last checkpoint stays the newest.
-                progress.finish();
-                return Err(TrainError::Diverged {
-                    step,
-                    epoch: epoch + 1,
-                    loss,
-                });
-            }
-            let terms: Vec<(String, f64)> = (out.terms.into_iter())
-                .map(|(name, t)| (name.to_string(), t.into_scalar::<f32>() as f64))
-                .collect();
             let lambda = mixed.as_ref().map(|m| m.lambda);
-            step_log.log(step, lr, loss, &terms, lambda)?;
-            sums.add(loss, &terms, lambda);
-            progress.step(loss, lambda);
+            if step_log.wants(step) {
+                // A logged step is read on its own (a sync, every `log_every_steps` steps).
+                let loss = out.loss.clone().into_scalar::<f32>() as f64;
+                let terms: Vec<(String, f64)> = (out.terms.iter())
+                    .map(|(name, t)| (name.to_string(), t.clone().into_scalar::<f32>() as f64))
+                    .collect();
+                step_log.log(step, lr, loss, &terms, lambda)?;
+            }
+            window.add(out.loss, out.terms);
+            sums.add_lambda(lambda);
+            last_lambda = lambda;
+            if window.due(step) {
+                read_window(
+                    &mut window,
+                    &mut sums,
+                    &progress,
+                    (step, epoch),
+                    last_lambda,
+                )?;
+            }
             step += 1;
         }
+        // The epoch's last steps, before its record and checkpoint.
+        read_window(
+            &mut window,
+            &mut sums,
+            &progress,
+            (step.saturating_sub(1), epoch),
+            last_lambda,
+        )?;
         epoch += 1;
         let evaluate_now = (config.eval.every_epochs > 0 && epoch % config.eval.every_epochs == 0)
             || epoch == last_epoch;
@@ -228,6 +243,32 @@ fn start<M: Method>(
 }
 
 /// Running sums of an epoch's logged values.
+/// Reads the window's sums (one wait for the device), stops the run if the loss is not finite,
+/// and moves the progress line. `at` is the window's last step and its epoch (0-based).
+fn read_window(
+    window: &mut LossWindow,
+    sums: &mut Sums,
+    progress: &Progress,
+    (step, epoch): (u64, usize),
+    lambda: Option<f64>,
+) -> Result<(), TrainError> {
+    let Some(read) = window.read() else {
+        return Ok(());
+    };
+    if !read.loss.is_finite() {
+        // Nothing of this epoch is saved: the last checkpoint stays the newest.
+        progress.finish();
+        return Err(TrainError::Diverged {
+            step,
+            epoch: epoch + 1,
+            loss: read.loss,
+        });
+    }
+    progress.steps(read.steps, read.loss / read.steps as f64, lambda);
+    sums.add(&read);
+    Ok(())
+}
+
 #[derive(Default)]
 struct Sums {
     steps: usize,
@@ -237,15 +278,20 @@ struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, loss: f64, terms: &[(String, f64)], lambda: Option<f64>) {
-        self.steps += 1;
-        self.loss += loss;
-        for (name, v) in terms {
+    /// A window's sums (read from the device).
+    fn add(&mut self, window: &WindowSums) {
+        self.steps += window.steps;
+        self.loss += window.loss;
+        for (name, v) in &window.terms {
             match self.terms.iter_mut().find(|(n, _)| n == name) {
                 Some((_, sum)) => *sum += v,
                 None => self.terms.push((name.clone(), *v)),
             }
         }
+    }
+
+    /// A step's λ (known on the host).
+    fn add_lambda(&mut self, lambda: Option<f64>) {
         if let Some(l) = lambda {
             *self.lambda.get_or_insert(0.0) += l;
         }

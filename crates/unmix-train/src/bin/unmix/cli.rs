@@ -65,11 +65,23 @@ pub(crate) enum Command {
         #[arg(long)]
         save_features: Option<PathBuf>,
     },
-    /// Time full training steps (forward, backward, SGD update) of a ResNet-18 on a backend.
+    /// Time full training steps (forward, backward, SGD update) of a ResNet-18 on a backend:
+    /// a supervised-style step, or with `--config` the method's own training step.
     Bench {
         /// Backend.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Time this config's method step instead (its loss, optimiser, momentum and bank
+        /// updates), with `--width` and `--batch` replacing the file's.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// With `--config`: override a config key (`KEY=VALUE`, repeatable), as `train --set`.
+        #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+        set: Vec<String>,
+        /// With `--config`: also time its input pipeline (the loader's images/s) over this
+        /// many batches, beside the step's.
+        #[arg(long, requires = "config")]
+        data_batches: Option<usize>,
         /// ResNet-18 width (64 = full width).
         #[arg(long, default_value_t = 64)]
         width: usize,
@@ -80,6 +92,26 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 3)]
         steps: usize,
     },
+    /// Check a backend: the ResNet forward against the CPU backend, and each config of a folder
+    /// trained a few steps on one batch (the loss must fall). Exits non-zero on a failure.
+    CheckBackend {
+        /// Backend: cuda[:N], wgpu or cpu.
+        #[arg(long)]
+        device: String,
+        /// The configs to train (every `*.toml` of the folder).
+        #[arg(long, default_value = "configs/fashion_mnist")]
+        configs: PathBuf,
+        /// Steps per config (at least 2: a first and a last loss).
+        #[arg(long, default_value_t = 5,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..))]
+        steps: usize,
+        /// Backbone width for the method steps.
+        #[arg(long, default_value_t = 4)]
+        width: usize,
+        /// Batch size for the method steps.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
     /// Run step 0 of a config and record every tensor it reads and writes (safetensors), for the
     /// PyTorch references' step-level comparison (`docs/reference/parity.py`).
     ParityStep {
@@ -89,6 +121,9 @@ pub(crate) enum Command {
         /// The record to write.
         #[arg(long)]
         out: PathBuf,
+        /// Override a config key (`KEY=VALUE`, repeatable), as `train --set`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Cut the embedded Fashion-MNIST subset from the Debian package's IDX files.
     CutFashionMnist {
@@ -188,6 +223,42 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
         }
         Command::Bench {
             device,
+            config: Some(config),
+            set,
+            data_batches,
+            width,
+            batch,
+            steps,
+        } => {
+            let mut cfg = TrainConfig::load_with(&config, &set)?;
+            cfg.model.backbone.width = width;
+            cfg.optim.batch_size = batch;
+            let on = unmix_train::device::parse_device(&device)?;
+            let r = unmix_train::run::backend_check::time_method_step(&cfg, &on, 2, steps)?;
+            println!("| backend | method config | model | batch | s/step | images/s |");
+            println!("|---|---|---|---|---|---|");
+            println!(
+                "| {device} | {} | ResNet-18 width {width} | {batch} | {:.4} | {:.1} |",
+                config.display(),
+                r.seconds_per_step,
+                r.images_per_second
+            );
+            if let Some(batches) = data_batches {
+                let ips = unmix_train::run::backend_check::time_input_pipeline(&cfg, batches)?;
+                println!(
+                    "\ninput pipeline ({} worker threads, {batches} batches): {ips:.1} images/s, \
+                     {:.2}× what the step consumes",
+                    cfg.data.num_workers,
+                    ips / r.images_per_second
+                );
+            }
+            Ok(())
+        }
+        Command::Bench {
+            device,
+            config: None,
+            set: _,
+            data_batches: _,
             width,
             batch,
             steps,
@@ -201,8 +272,21 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             );
             Ok(())
         }
-        Command::ParityStep { config, out } => {
-            let cfg = TrainConfig::load(&config)?;
+        Command::CheckBackend {
+            device,
+            configs,
+            steps,
+            width,
+            batch,
+        } => crate::check_backend::run(crate::check_backend::CheckBackend {
+            device: &device,
+            configs: &configs,
+            steps,
+            width,
+            batch,
+        }),
+        Command::ParityStep { config, out, set } => {
+            let cfg = TrainConfig::load_with(&config, &set)?;
             let r = unmix_train::run::parity::record_step(&cfg, &out)?;
             println!(
                 "step 0: loss {:.6}; {} tensors written to {}",

@@ -1,0 +1,113 @@
+//! The wgpu backend against the CPU backend: ResNet-18's forward within
+//! `backend_check::FORWARD_TOLERANCE`, and each method (`configs/fashion_mnist`, with Un-Mix)
+//! trained three steps on one batch with the CPU's losses (within `STEP_TOLERANCE`), the loss
+//! falling (MoCo excepted: its queue receives the batch's own keys).
+//!
+//! Known: InsDis with Un-Mix drifts from the CPU on wgpu (step 0's loss equal, then 1.7% and 6.6%
+//! apart at steps 1 and 2; InsDis alone agrees to 1.5e-5, and every other method with Un-Mix to
+//! 5e-3 or better). Its row is printed and must still learn; the cause is not found yet (README,
+//! "wgpu").
+//!
+//! Compiled with the `wgpu` feature (`cargo xtask test` builds every backend). It needs a
+//! Vulkan driver: in CI Mesa's software one, lavapipe (`mesa-vulkan-drivers`, installed by
+//! `cargo xtask test`, which then sets `UNMIX_REQUIRE_WGPU=1` so that a missing adapter fails
+//! rather than skips). Without a driver and without that variable the tests say so and pass.
+#![cfg(feature = "wgpu")]
+
+use std::path::PathBuf;
+
+use burn::prelude::{Device, DeviceKind};
+use unmix_train::TrainConfig;
+use unmix_train::run::backend_check::{check_method, forward_against_cpu};
+
+/// The checks seed the CPU device's random draws (the initial weights both sides share), which
+/// are global to the device: tests running side by side would interleave them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The wgpu device, or `None` (with the reason printed) where no Vulkan driver is installed
+/// and none is required.
+fn wgpu() -> Option<Device> {
+    let icd_dirs = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
+    let has_driver = std::env::var_os("VK_ICD_FILENAMES").is_some()
+        || icd_dirs
+            .iter()
+            .any(|d| std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()));
+    let required = std::env::var_os("UNMIX_REQUIRE_WGPU").is_some();
+    if !has_driver {
+        assert!(
+            !required,
+            "UNMIX_REQUIRE_WGPU is set but no Vulkan driver is installed ({icd_dirs:?} empty): \
+             install mesa-vulkan-drivers"
+        );
+        eprintln!(
+            "skipped: no Vulkan driver ({icd_dirs:?} empty); `apt-get install mesa-vulkan-drivers` \
+             (what `cargo xtask test` does) runs these tests on the CPU through lavapipe"
+        );
+        return None;
+    }
+    Some(Device::wgpu(DeviceKind::DefaultDevice))
+}
+
+#[test]
+fn wgpu_resnet_forward_matches_the_cpu() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(device) = wgpu() else { return };
+    let f = forward_against_cpu(&device, 8, 8, 0).unwrap();
+    eprintln!(
+        "wgpu forward: max abs diff {:.3e} of {:.3} (relative {:.2e})",
+        f.max_abs_diff,
+        f.max_abs,
+        f.relative()
+    );
+    assert!(f.passed(), "{f:?}");
+}
+
+#[test]
+fn wgpu_trains_every_method_as_the_cpu_does() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(device) = wgpu() else { return };
+    // One config per method, with Un-Mix where it runs like the CPU (see the module's notes),
+    // so that the mixture's path is on the device too; InsDis + Un-Mix separately.
+    let names = [
+        "moco_unmix",
+        "simclr_unmix",
+        "byol_unmix",
+        "swav_unmix",
+        "insdis",
+        "cmc_unmix",
+        "invariance_propagation_unmix",
+        KNOWN_DRIFT,
+    ];
+    let mut failed = Vec::new();
+    for name in names {
+        let path = root().join(format!("configs/fashion_mnist/{name}.toml"));
+        let mut config = TrainConfig::load(&path).unwrap();
+        config.data.path = root().join("datasets/fashion-mnist");
+        config.model.backbone.width = 4;
+        config.optim.batch_size = 8;
+        config.data.num_workers = 1;
+        let check = check_method(&config, &device, 3).unwrap();
+        eprintln!(
+            "{name}: cpu {:?} wgpu {:?} (largest relative difference {:.1e})",
+            check.cpu,
+            check.device,
+            check.largest_difference()
+        );
+        if name == KNOWN_DRIFT {
+            assert!(check.falls(), "{name} does not learn on wgpu: {check:?}");
+            if !check.passed() {
+                eprintln!("{name}: the known drift from the CPU (module notes)");
+            }
+        } else if !check.passed() {
+            failed.push(name);
+        }
+    }
+    assert!(failed.is_empty(), "failed on wgpu: {failed:?}");
+}
+
+/// The config whose steps on wgpu drift from the CPU's (module notes).
+const KNOWN_DRIFT: &str = "insdis_unmix";
