@@ -1,6 +1,6 @@
 //! The wgpu backend against the CPU backend: ResNet-18's forward within
 //! `backend_check::FORWARD_TOLERANCE`, and each method (`configs/fashion_mnist`, with Un-Mix)
-//! trained three steps on one batch with the CPU's losses (within `STEP_TOLERANCE`), the loss
+//! trained two steps on one batch with the CPU's losses (within `STEP_TOLERANCE`), the loss
 //! falling (MoCo excepted: its queue receives the batch's own keys).
 //!
 //! Known: InsDis with Un-Mix drifts from the CPU on wgpu (step 0's loss equal, then 1.7% and 6.6%
@@ -56,7 +56,9 @@ fn wgpu() -> Option<Device> {
 fn wgpu_resnet_forward_matches_the_cpu() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(device) = wgpu() else { return };
-    let f = forward_against_cpu(&device, 8, 8, 0).unwrap();
+    // Width 4 and batch 8, as the method checks below: on a software driver each new kernel shape
+    // is a shader compilation, and these share theirs.
+    let f = forward_against_cpu(&device, 4, 8, 0).unwrap();
     eprintln!(
         "wgpu forward: max abs diff {:.3e} of {:.3} (relative {:.2e})",
         f.max_abs_diff,
@@ -90,7 +92,7 @@ fn wgpu_trains_every_method_as_the_cpu_does() {
         config.model.backbone.width = 4;
         config.optim.batch_size = 8;
         config.data.num_workers = 1;
-        let check = check_method(&config, &device, 3).unwrap();
+        let check = check_method(&config, &device, 2).unwrap();
         eprintln!(
             "{name}: cpu {:?} wgpu {:?} (largest relative difference {:.1e})",
             check.cpu,

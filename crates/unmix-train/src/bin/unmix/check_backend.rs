@@ -25,10 +25,14 @@ pub(crate) fn run(c: CheckBackend<'_>) -> Result<(), TrainError> {
     let mut failed = Vec::new();
     println!("| check on `{}` | result | ok |", c.device);
     println!("|---|---|---|");
-    let f = forward_against_cpu(&device, 8, 8, 0)?;
+    // The methods' width and batch: their kernels are then shared (each new shape is a
+    // compilation on the device).
+    let f = forward_against_cpu(&device, c.width, c.batch, 0)?;
     let ok = f.passed();
     println!(
-        "| ResNet-18 width 8 forward (train mode, batch 8) vs cpu | max abs diff {:.3e} of {:.3} (relative {:.2e}, tolerance {FORWARD_TOLERANCE:.0e}) | {} |",
+        "| ResNet-18 width {} forward (train mode, batch {}) vs cpu | max abs diff {:.3e} of {:.3} (relative {:.2e}, tolerance {FORWARD_TOLERANCE:.0e}) | {} |",
+        c.width,
+        c.batch,
         f.max_abs_diff,
         f.max_abs,
         f.relative(),
