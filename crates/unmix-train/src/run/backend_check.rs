@@ -171,35 +171,36 @@ pub fn fixed_batch_losses(
     device: &Device,
     steps: usize,
 ) -> Result<Vec<f64>, TrainError> {
+    let steps = steps_on_first_batch(config, device, steps)?;
+    Ok(steps.into_iter().map(|(loss, _)| loss).collect())
+}
+
+/// The method of `config` built on the CPU (seeded by `run.seed`) and trained on `device` for
+/// `steps` steps on the loop's first batch: each step's loss and wall-clock seconds.
+fn steps_on_first_batch(
+    config: &TrainConfig,
+    device: &Device,
+    steps: usize,
+) -> Result<Vec<(f64, f64)>, TrainError> {
     config.validate()?;
     let cpu = Device::flex().autodiff();
     cpu.seed(config.run.seed);
     let device = device.clone().autodiff();
     let (train_set, _) = config.data.load()?;
-    struct Steps<'a> {
-        config: &'a TrainConfig,
-        train_set: ImageSet,
-        device: &'a Device,
-        steps: usize,
-    }
+    struct Steps<'a>(&'a TrainConfig, ImageSet, &'a Device, usize);
     impl MethodTask for Steps<'_> {
         type Output = Vec<(f64, f64)>;
         fn run<M: Method>(self, model: M) -> Result<Vec<(f64, f64)>, TrainError> {
-            repeat_first_batch(model, self.config, self.train_set, self.device, self.steps)
+            repeat_first_batch(model, self.0, self.1, self.2, self.3)
         }
     }
-    let steps = config.method.build(
+    let n = train_set.len();
+    config.method.build(
         &config.model,
-        train_set.len(),
+        n,
         &cpu,
-        Steps {
-            config,
-            train_set,
-            device: &device,
-            steps,
-        },
-    )?;
-    Ok(steps.into_iter().map(|(loss, _)| loss).collect())
+        Steps(config, train_set, &device, steps),
+    )
 }
 
 /// Time of a method's training step on a device.
@@ -220,25 +221,7 @@ pub fn time_method_step(
     warmup: usize,
     steps: usize,
 ) -> Result<StepTiming, TrainError> {
-    config.validate()?;
-    let cpu = Device::flex().autodiff();
-    cpu.seed(config.run.seed);
-    let device = device.clone().autodiff();
-    let (train_set, _) = config.data.load()?;
-    struct Timed<'a>(&'a TrainConfig, ImageSet, &'a Device, usize);
-    impl MethodTask for Timed<'_> {
-        type Output = Vec<(f64, f64)>;
-        fn run<M: Method>(self, model: M) -> Result<Vec<(f64, f64)>, TrainError> {
-            repeat_first_batch(model, self.0, self.1, self.2, self.3)
-        }
-    }
-    let n = train_set.len();
-    let runs = config.method.build(
-        &config.model,
-        n,
-        &cpu,
-        Timed(config, train_set, &device, warmup + steps.max(1)),
-    )?;
+    let runs = steps_on_first_batch(config, device, warmup + steps.max(1))?;
     let timed: Vec<f64> = runs.iter().skip(warmup).map(|(_, s)| *s).collect();
     let seconds_per_step = timed.iter().sum::<f64>() / timed.len() as f64;
     Ok(StepTiming {
@@ -286,7 +269,7 @@ pub fn time_input_pipeline(config: &TrainConfig, batches: usize) -> Result<f64, 
         .build(&config.model, n, &cpu, Pipeline(config, train_set, batches))
 }
 
-/// The steps of [`fixed_batch_losses`]: each step's loss and wall-clock seconds.
+/// The steps of [`steps_on_first_batch`], once the method is built.
 fn repeat_first_batch<M: Method>(
     model: M,
     config: &TrainConfig,

@@ -240,7 +240,7 @@ impl StepLog {
         terms: &[(String, f64)],
         lambda: Option<f64>,
     ) -> Result<(), TrainError> {
-        if self.every == 0 || !step.is_multiple_of(self.every) {
+        if !self.wants(step) {
             return Ok(());
         }
         let io = |e: std::io::Error| TrainError::io(&self.path, e);
