@@ -20,6 +20,11 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Cargo's target directory.
+fn target_dir() -> String {
+    std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())
+}
+
 /// A failed command: its message and the exit code to pass on (`unmix` exits 3 when a run
 /// diverges; scripts can tell that from other failures).
 struct Failed(String, u8);
@@ -65,7 +70,7 @@ fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
     if let Some(f) = device.as_deref().and_then(feature_for) {
         build.args(["--features", f]);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let target = target_dir();
     if !std::path::Path::new(&target)
         .join("debug")
         .join("unmix")
@@ -103,19 +108,56 @@ fn test(full: bool) -> Result<(), Failed> {
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt)?;
     let wgpu_driver = ensure_vulkan_driver();
-    let mut tests = linted_cargo()?;
-    tests.args(["test", "--workspace", "--features", ALL_BACKENDS]);
-    if wgpu_driver {
-        // `tests/backends.rs` fails rather than skips when the adapter is missing.
-        tests.env("UNMIX_REQUIRE_WGPU", "1");
+    let tests = |args: &[&str]| -> Result<Command, Failed> {
+        let mut tests = linted_cargo()?;
+        tests.args(["test", "--workspace", "--features", ALL_BACKENDS]);
+        tests.args(args);
+        if wgpu_driver {
+            // `tests/backends.rs` fails rather than skips when the adapter is missing.
+            tests.env("UNMIX_REQUIRE_WGPU", "1");
+        }
+        // CubeCL's autotuner times several kernels per new shape; on the software driver each
+        // is a shader compilation (the wgpu tests take 6 minutes at the default level, 1.5 at
+        // this).
+        tests.env("CUBECL_AUTOTUNE_LEVEL", "minimal");
+        if full {
+            tests.env("UNMIX_LEARNS", "full");
+        }
+        Ok(tests)
+    };
+    // One compilation of every target: the lints and the test binaries.
+    run(tests(&["--no-run"])?)?;
+    // The wgpu checks spend their minutes compiling shaders on the software driver, most of it
+    // on one core: they run beside the other tests (alone, they took 316 s of the 1308 s of a
+    // fresh-clone rehearsal), their output kept in a file and printed when they end.
+    let log_path = std::path::Path::new(&target_dir()).join("wgpu-tests.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| Failed(format!("could not create {}: {e}", log_path.display()), 1))?;
+    let mut wgpu = tests(&["--test", "backends", "--", "--nocapture"])?;
+    let err_log = log
+        .try_clone()
+        .map_err(|e| Failed(format!("{}: {e}", log_path.display()), 1))?;
+    wgpu.stdout(log).stderr(err_log);
+    eprintln!("$ {wgpu:?} > {} (in the background)", log_path.display());
+    let mut wgpu = wgpu
+        .spawn()
+        .map_err(|e| Failed(format!("could not start the wgpu tests: {e}"), 1))?;
+    let rest = run(tests(&["--", "--skip", "wgpu_"])?);
+    let wgpu_status = wgpu
+        .wait()
+        .map_err(|e| Failed(format!("the wgpu tests: {e}"), 1))?;
+    eprintln!("--- {} ---", log_path.display());
+    eprint!("{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+    rest?;
+    if !wgpu_status.success() {
+        return Err(Failed(
+            format!(
+                "the wgpu tests (`--test backends`) failed with {wgpu_status}: {}",
+                log_path.display()
+            ),
+            1,
+        ));
     }
-    // CubeCL's autotuner times several kernels per new shape; on the software driver each is
-    // a shader compilation (the wgpu tests take 6 minutes at the default level, 1.5 at this).
-    tests.env("CUBECL_AUTOTUNE_LEVEL", "minimal");
-    if full {
-        tests.env("UNMIX_LEARNS", "full");
-    }
-    run(tests)?;
     if full {
         // The CIFAR-demo-settings learn tests are ignored in CI's run (each takes about 15
         // minutes); the same build runs them here.
@@ -212,7 +254,7 @@ fn gpu_kit() -> Result<(), Failed> {
     build.args(["build", "--release", "-p", "unmix-train", "--bin", "unmix"]);
     build.args(["--features", "cuda,wgpu"]);
     run(build)?;
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let target = target_dir();
     let kit = std::path::Path::new(&target).join("gpu-kit");
     let _ = std::fs::remove_dir_all(&kit);
     let fail = |what: &str, e: std::io::Error| Failed(format!("gpu-kit: {what}: {e}"), 1);

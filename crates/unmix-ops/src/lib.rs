@@ -37,4 +37,4 @@ pub use image_mixture::{
     ImageMixture, ImageMixtureConfig, ImageMixtureKind, MixtureEvent, SampleViews,
 };
 pub use region_mix::{CutBox, bbox_at, rand_bbox, region_mix};
-pub use unmix::{MixedBatch, UnMix, UnMixConfig};
+pub use unmix::{HostMixedBatch, MixedBatch, UnMix, UnMixConfig};

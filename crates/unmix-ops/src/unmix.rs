@@ -1,4 +1,5 @@
 use burn::Tensor;
+use burn::prelude::{Device, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,30 @@ pub struct MixedBatch {
     pub kind: MixKind,
 }
 
+/// A mixed view 0 on the host, before its upload ([`UnMix::apply_host`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMixedBatch {
+    /// The mixed images, row-major `[N, C, H, W]`.
+    pub images: Vec<f32>,
+    /// `[N, C, H, W]`.
+    pub dims: [usize; 4],
+    /// As [`MixedBatch::lambda`].
+    pub lambda: f64,
+    /// Which mixture fired.
+    pub kind: MixKind,
+}
+
+impl HostMixedBatch {
+    /// Copies the images to `device`.
+    pub fn to_device(self, device: &Device) -> MixedBatch {
+        MixedBatch {
+            images: Tensor::from_data(TensorData::new(self.images, self.dims), device),
+            lambda: self.lambda,
+            kind: self.kind,
+        }
+    }
+}
+
 /// The per-step Un-Mix sampler: every step's decision is a pure function of `(seed, step)`, so a
 /// resumed run draws exactly what an uninterrupted one would.
 ///
@@ -111,9 +136,82 @@ impl UnMix {
     }
 
     /// Mixes `x0` `[N, C, H, W]` with its batch reverse according to [`Self::draw`]`(step)`.
+    ///
+    /// On a GPU backend prefer [`Self::apply_host`] on the batch before its upload: with this
+    /// mixture built on the device, Burn 0.22's wgpu backend trained InsDis and Invariance
+    /// Propagation with gradients that drifted from the CPU's.
     pub fn apply(&self, x0: Tensor<4>, step: u64) -> MixedBatch {
         let [_, _, h, w] = x0.dims();
         Self::mix(x0, &self.draw(step, h, w))
+    }
+
+    /// [`Self::apply`] on the host: `x0` is a row-major `[N, C, H, W]` batch (`dims`) before its
+    /// upload, and the result equals `apply`'s to the bit (test
+    /// `host_and_device_mixtures_are_equal`).
+    ///
+    /// The training loop mixes here, so that the mixture reaches the device as an input like any
+    /// view. Built on the device from view 0 (`apply`), the mixture made the wgpu backend's
+    /// gradients drift from the CPU's under Burn 0.22's fusion for InsDis and Invariance
+    /// Propagation (docs/benchmarks.md, "wgpu and the Un-Mix mixture"); uploaded, they agree.
+    ///
+    /// # Panics
+    /// If `x0.len()` is not the product of `dims`.
+    pub fn apply_host(&self, x0: &[f32], dims: [usize; 4], step: u64) -> HostMixedBatch {
+        Self::mix_host(x0, dims, &self.draw(step, dims[2], dims[3]))
+    }
+
+    /// [`Self::mix`] on the host (see [`Self::apply_host`]).
+    ///
+    /// # Panics
+    /// If `x0.len()` is not the product of `dims`.
+    pub fn mix_host(x0: &[f32], dims: [usize; 4], draw: &MixDraw) -> HostMixedBatch {
+        let [n, c, h, w] = dims;
+        assert_eq!(
+            x0.len(),
+            n * c * h * w,
+            "mix_host: {dims:?} and {} values",
+            x0.len()
+        );
+        let sample = c * h * w;
+        // The partner of sample i is sample n-1-i (`flip_batch`).
+        let partner = |i: usize| &x0[(n - 1 - i) * sample..(n - i) * sample];
+        match (draw.kind, draw.cut) {
+            (MixKind::Region, Some(cut)) => {
+                let mut images = x0.to_vec();
+                for i in 0..n {
+                    let from = partner(i);
+                    for plane in 0..c {
+                        for row in cut.row_start..cut.row_end {
+                            let at = plane * h * w + row * w;
+                            let cols = at + cut.col_start..at + cut.col_end;
+                            images[i * sample..][cols.clone()].copy_from_slice(&from[cols]);
+                        }
+                    }
+                }
+                HostMixedBatch {
+                    images,
+                    dims,
+                    // As `region_mix`: the exact share of each sample's own pixels.
+                    lambda: 1.0 - cut.area() as f64 / (h * w) as f64,
+                    kind: MixKind::Region,
+                }
+            }
+            _ => {
+                // As `global_mix`'s two scalar products and sum, in f32.
+                let (own, other) = (draw.lambda as f32, (1.0 - draw.lambda) as f32);
+                let mut images = Vec::with_capacity(x0.len());
+                for i in 0..n {
+                    let (a, b) = (&x0[i * sample..(i + 1) * sample], partner(i));
+                    images.extend(a.iter().zip(b).map(|(a, b)| a * own + b * other));
+                }
+                HostMixedBatch {
+                    images,
+                    dims,
+                    lambda: draw.lambda,
+                    kind: MixKind::Global,
+                }
+            }
+        }
     }
 
     /// Applies a given decision to `x0`.
@@ -139,7 +237,6 @@ impl UnMix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::prelude::*;
 
     #[test]
     fn fixed_seed_gives_fixed_output_and_steps_differ() {
@@ -155,6 +252,33 @@ mod tests {
         }
         let lams: Vec<f64> = (0..20).map(|s| a.draw(s, 8, 8).lambda).collect();
         assert!(lams.windows(2).any(|w| w[0] != w[1]));
+    }
+
+    #[test]
+    fn host_and_device_mixtures_are_equal() {
+        let device = Device::flex();
+        device.seed(5);
+        let dims = [5, 3, 7, 6];
+        let x = Tensor::<4>::random(dims, burn::tensor::Distribution::Default, &device);
+        let host = x.to_data().try_to_vec::<f32>().unwrap();
+        let unmix = UnMix::new(UnMixConfig::default(), 11).unwrap();
+        let mut kinds = Vec::new();
+        for step in 0..16 {
+            let on_device = unmix.apply(x.clone(), step);
+            let on_host = unmix.apply_host(&host, dims, step);
+            assert_eq!(
+                (on_host.lambda, on_host.kind),
+                (on_device.lambda, on_device.kind)
+            );
+            let expected = on_device.images.into_data().try_to_vec::<f32>().unwrap();
+            assert_eq!(on_host.images, expected, "step {step}");
+            let uploaded = on_host.to_device(&device);
+            assert_eq!(uploaded.images.dims(), dims);
+            kinds.push(uploaded.kind);
+        }
+        // Both kinds were compared, and a region mixture that pastes something.
+        assert!(kinds.contains(&MixKind::Global) && kinds.contains(&MixKind::Region));
+        assert!((0..16).any(|s| unmix.draw(s, 7, 6).cut.is_some_and(|c| c.area() > 0)));
     }
 
     #[test]

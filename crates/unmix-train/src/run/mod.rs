@@ -115,22 +115,28 @@ pub(crate) fn first_batch(
     config: &TrainConfig,
     device: &Device,
 ) -> Result<(unmix_data::MultiViewBatch, Option<unmix_ops::MixedBatch>), TrainError> {
-    let batch = loader
-        .epoch(0, 0)
-        .next()
-        .ok_or_else(|| {
-            TrainError::value(
-                "optim.batch_size",
-                config.optim.batch_size,
-                "expected at most as many samples as the training set holds",
-            )
-        })?
-        .to_device(device);
-    let mixed = unmix
-        .config()
-        .enabled
-        .then(|| unmix.apply(batch.views[0].clone(), 0));
-    Ok((batch, mixed))
+    let host = loader.epoch(0, 0).next().ok_or_else(|| {
+        TrainError::value(
+            "optim.batch_size",
+            config.optim.batch_size,
+            "expected at most as many samples as the training set holds",
+        )
+    })?;
+    let mixed = host_mixture(unmix, &host, 0).map(|m| m.to_device(device));
+    Ok((host.to_device(device), mixed))
+}
+
+/// Step `step`'s Un-Mix mixture of view 0, made on the host before the upload (`None` when
+/// Un-Mix is off): the device receives it as an input, like the views (`UnMix::apply_host` says
+/// why).
+pub(crate) fn host_mixture(
+    unmix: &UnMix,
+    host: &unmix_data::HostBatch,
+    step: u64,
+) -> Option<unmix_ops::HostMixedBatch> {
+    let side = host.view_sizes[0];
+    let dims = [host.len(), 3, side, side];
+    (unmix.config().enabled).then(|| unmix.apply_host(&host.views[0], dims, step))
 }
 
 /// The run's multi-view loader (the method's crops of `train_set`) and its Un-Mix sampler, both

@@ -11,7 +11,7 @@ use super::checkpoint::{self, LoopState};
 use super::loss_window::{LossWindow, WindowSums};
 use super::metrics::{EpochRecord, MetricsFile, StepLog};
 use super::progress::Progress;
-use super::{RunDir, RunOptions, TrainOutcome, loader_and_unmix, train_step};
+use super::{RunDir, RunOptions, TrainOutcome, host_mixture, loader_and_unmix, train_step};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::eval::knn_top1;
@@ -73,8 +73,8 @@ pub(crate) fn train_method<M: Method>(
                 progress: step as f64 / total_steps as f64,
                 seed: config.run.seed,
             };
+            let mixed = host_mixture(&unmix, &host, step).map(|m| m.to_device(device));
             let batch = host.to_device(device);
-            let mixed = (unmix.config().enabled).then(|| unmix.apply(batch.views[0].clone(), step));
             lr = learning_rate(o, step, per_epoch);
             let tau = momentum.map(|schedule| schedule.at(ctx.progress));
             let optim_step = (&mut optim, lr, tau, all_params.as_slice());
