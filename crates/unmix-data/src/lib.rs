@@ -29,4 +29,4 @@ pub use color_space::ColorSpace;
 pub use dataset::{Cifar100Labels, DataConfig, DatasetKind};
 pub use error::DataError;
 pub use image_set::ImageSet;
-pub use loader::{HostBatch, MultiViewBatch, MultiViewLoader};
+pub use loader::{EpochIter, HostBatch, MultiViewBatch, MultiViewLoader};

@@ -9,6 +9,7 @@ pub mod checkpoint;
 mod loss_window;
 pub mod metrics;
 pub mod parity;
+mod prefetch;
 mod progress;
 mod run_dir;
 mod step;

@@ -10,8 +10,9 @@ use unmix_data::{ImageSet, ViewTransform};
 use super::checkpoint::{self, LoopState};
 use super::loss_window::{LossWindow, WindowSums};
 use super::metrics::{EpochRecord, MetricsFile, StepLog};
+use super::prefetch::DeviceBatches;
 use super::progress::Progress;
-use super::{RunDir, RunOptions, TrainOutcome, host_mixture, loader_and_unmix, train_step};
+use super::{RunDir, RunOptions, TrainOutcome, loader_and_unmix, train_step};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::eval::knn_top1;
@@ -65,7 +66,10 @@ pub(crate) fn train_method<M: Method>(
         let (mut sums, t0) = (Sums::default(), Instant::now());
         let mut lr = 0.0;
         let mut last_lambda = None;
-        for host in loader.epoch(epoch as u64, 0) {
+        // Each batch is uploaded, with its Un-Mix mixture, while the step before it runs.
+        for (batch, mixed) in
+            DeviceBatches::new(loader.epoch(epoch as u64, 0), &unmix, step, device)
+        {
             let ctx = StepContext {
                 step,
                 epoch,
@@ -73,8 +77,6 @@ pub(crate) fn train_method<M: Method>(
                 progress: step as f64 / total_steps as f64,
                 seed: config.run.seed,
             };
-            let mixed = host_mixture(&unmix, &host, step).map(|m| m.to_device(device));
-            let batch = host.to_device(device);
             lr = learning_rate(o, step, per_epoch);
             let tau = momentum.map(|schedule| schedule.at(ctx.progress));
             let optim_step = (&mut optim, lr, tau, all_params.as_slice());
