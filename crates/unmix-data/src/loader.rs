@@ -52,14 +52,20 @@ impl HostBatch {
         self.indices.is_empty()
     }
 
+    /// The shape of view `v`, `[N, 3, S, S]`.
+    pub fn view_dims(&self, v: usize) -> [usize; 4] {
+        let side = self.view_sizes[v];
+        [self.indices.len(), 3, side, side]
+    }
+
     /// Copies the views to `device`.
     pub fn to_device(self, device: &Device) -> MultiViewBatch {
-        let n = self.indices.len();
+        let dims: Vec<[usize; 4]> = (0..self.views.len()).map(|v| self.view_dims(v)).collect();
         let views = self
             .views
             .into_iter()
-            .zip(&self.view_sizes)
-            .map(|(data, &s)| Tensor::from_data(TensorData::new(data, [n, 3, s, s]), device))
+            .zip(dims)
+            .map(|(data, dims)| Tensor::from_data(TensorData::new(data, dims), device))
             .collect();
         MultiViewBatch {
             views,

@@ -8,6 +8,9 @@
 //! the CPU by 6.6e-2 after two steps and Invariance Propagation + Un-Mix by 5e-3
 //! (docs/benchmarks.md, "wgpu and the Un-Mix mixture").
 //!
+//! Every test here is named `wgpu_*`: `cargo xtask test` runs this binary in the background and
+//! passes `--skip wgpu_` to the others' run, so a test named otherwise would run twice.
+//!
 //! Compiled with the `wgpu` feature (`cargo xtask test` builds every backend). It needs a
 //! Vulkan driver: in CI Mesa's software one, lavapipe (`mesa-vulkan-drivers`, installed by
 //! `cargo xtask test`, which then sets `UNMIX_REQUIRE_WGPU=1` so that a missing adapter fails

@@ -135,9 +135,7 @@ pub(crate) fn host_mixture(
     host: &unmix_data::HostBatch,
     step: u64,
 ) -> Option<unmix_ops::HostMixedBatch> {
-    let side = host.view_sizes[0];
-    let dims = [host.len(), 3, side, side];
-    (unmix.config().enabled).then(|| unmix.apply_host(&host.views[0], dims, step))
+    (unmix.config().enabled).then(|| unmix.apply_host(&host.views[0], host.view_dims(0), step))
 }
 
 /// The run's multi-view loader (the method's crops of `train_set`) and its Un-Mix sampler, both
