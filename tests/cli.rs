@@ -220,6 +220,16 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
     );
     let row = text.lines().last().unwrap();
     assert_eq!(row.matches('%').count(), 2, "top-1 and top-5: {row}");
+    // `all`: one row per protocol, the same figures as one at a time.
+    let (ok, all) = eval_as("all");
+    assert!(ok, "{all}");
+    let rows: Vec<&str> = all.lines().filter(|l| l.contains("images |")).collect();
+    assert_eq!(rows.len(), 3, "{all}");
+    assert!(
+        rows[0].contains("weighted kNN") && rows[1].contains("W-MSE k-NN"),
+        "{all}"
+    );
+    assert_eq!(rows[2], row, "the linear row as run alone");
     let (ok, text) = eval_as("x");
     assert!(!ok && text.contains("--protocol"), "{text}");
 }
@@ -375,6 +385,86 @@ fn a_run_name_cannot_leave_out_dir() {
     assert!(!ok);
     assert!(text.contains("run.name"), "{text}");
     assert!(!dir.join("../../escaped").exists());
+}
+
+/// `unmix export` writes a checkpoint's backbone under torchvision's names, and a new run that
+/// starts from it (`[model.backbone.pretrained]`) starts from that backbone: its kNN on backbone
+/// features before any step equals the checkpoint's. (That PyTorch's torchvision loads such a
+/// file and computes the same features is `unmix-models`' `torchvision_weights` test.)
+#[test]
+fn a_checkpoint_exports_and_a_new_run_starts_from_the_export() {
+    let dir = tmp("export");
+    let cfg = tiny_config(&dir, "");
+    let cfg = cfg.to_str().unwrap();
+    // kNN on backbone features of 1,000 test images, fine enough to tell the two encoders apart.
+    let one_epoch = |more: &[&str]| {
+        let args = ["train", "--config", cfg, "--stop-after", "1", "--set"];
+        let knn_settings = [
+            "eval.features=\"backbone\"",
+            "--set",
+            "data.test_per_class=100",
+        ];
+        unmix(&[&args[..], &knn_settings[..], more].concat())
+    };
+    let (ok, text) = one_epoch(&[]);
+    assert!(ok, "{text}");
+    let knn = |run: &str, row: usize| {
+        let rows = metrics(&dir.join(run));
+        rows[row].rsplit(',').next().unwrap().to_string()
+    };
+    let out = dir.join("exported/backbone.safetensors");
+    let (ok, text) = unmix(&[
+        "export",
+        "--checkpoint",
+        dir.join("tiny").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    // Width 4: 100 tensors (20 convolutions, 20 batch norms × 4), 32-d features; torchvision's
+    // constructors are width 64, which the note says.
+    assert!(
+        text.contains("| backbone |") && text.contains("| 100 | 32 |"),
+        "{text}"
+    );
+    assert!(text.contains("width 4"), "{text}");
+    let bytes = std::fs::read(&out).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&bytes[8..8 + header_len]);
+    assert!(
+        header.contains("\"layer2.0.downsample.1.running_var\""),
+        "{header}"
+    );
+
+    let from = format!("model.backbone.pretrained.path=\"{}\"", out.display());
+    let (ok, text) = one_epoch(&["--set", "run.name=\"from-export\"", "--set", &from]);
+    assert!(ok, "{text}");
+    assert_ne!(
+        knn("tiny", 1),
+        knn("tiny", 2),
+        "the epoch changed the encoder"
+    );
+    assert_eq!(knn("from-export", 1), knn("tiny", 2));
+    let resolved = std::fs::read_to_string(dir.join("from-export/config.toml")).unwrap();
+    assert!(
+        resolved.contains("[model.backbone.pretrained]"),
+        "{resolved}"
+    );
+
+    // A file that is not there is named.
+    let (ok, text) = unmix(&[
+        "train",
+        "--config",
+        cfg,
+        "--set",
+        "run.name=\"missing\"",
+        "--set",
+        "model.backbone.pretrained.path=\"no/such.safetensors\"",
+    ]);
+    assert!(
+        !ok && text.contains("no/such.safetensors") && text.contains("no such file"),
+        "{text}"
+    );
 }
 
 /// The dataset-level image mixture (`[data.image_mixture]`) runs end to end in a training run

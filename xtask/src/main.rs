@@ -296,7 +296,8 @@ fn publish_check() -> Result<(), Failed> {
 
 const HELP: &str = "cargo xtask <task>
   train --config FILE [--device cpu|cuda|wgpu] [--resume | --overwrite] [--stop-after N] [--release]
-  eval --checkpoint DIR [--device D]
+  eval --checkpoint DIR [--device D] [--protocol knn|wmse-knn|wmse-linear|all]
+  export --checkpoint DIR --out FILE.safetensors
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D]
   parity
@@ -316,6 +317,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("train") => unmix(&[vec!["train".to_string()], rest].concat(), release),
         Some("eval") => unmix(&[vec!["eval".to_string()], rest].concat(), release),
+        Some("export") => unmix(&[vec!["export".to_string()], rest].concat(), release),
         Some("cut-dataset") => {
             let source = rest
                 .iter()

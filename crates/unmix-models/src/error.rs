@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use thiserror::Error;
 
 /// Invalid model settings.
@@ -17,6 +19,14 @@ pub enum ModelError {
         value: String,
         /// What is allowed.
         expected: &'static str,
+    },
+    /// A weights file could not be written, read, or matched to the configured network.
+    #[error("{}: {message}", path.display())]
+    Weights {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, naming the tensors concerned.
+        message: String,
     },
 }
 

@@ -16,6 +16,9 @@
 //!   statistics included; [`ShuffleBn`]: the key encoder's batch shuffle.
 //! - [`named_tensors`] / [`named_gradients`]: every tensor of a module by path, in PyTorch's
 //!   layout (what the PyTorch parity references load).
+//! - [`save_torchvision`] / [`load_torchvision`]: a ResNet's weights under torchvision's names,
+//!   out to safetensors and in from safetensors or PyTorch checkpoints
+//!   ([`PretrainedWeights`]: `[model.backbone.pretrained]`, a run's starting point).
 //!
 //! ```
 //! use burn::prelude::*;
@@ -42,6 +45,7 @@ mod prototypes;
 mod resnet;
 mod shuffle_bn;
 mod split_batch_norm;
+mod torchvision;
 
 pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
@@ -54,3 +58,6 @@ pub use prototypes::Prototypes;
 pub use resnet::{Block, BlockKind, ResNet, ResNetConfig, Stem, StemInit};
 pub use shuffle_bn::ShuffleBn;
 pub use split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};
+pub use torchvision::{
+    ImportReport, PretrainedWeights, load_torchvision, save_torchvision, torchvision_name,
+};

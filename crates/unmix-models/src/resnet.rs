@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 use crate::split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};
+use crate::torchvision::{PretrainedWeights, load_torchvision};
 
 /// The first layers of a ResNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,10 @@ pub struct ResNetConfig {
     /// Initialisation of the stem convolution.
     #[serde(default)]
     pub stem_init: StemInit,
+    /// Start from these weights (torchvision's names; safetensors or a PyTorch checkpoint)
+    /// instead of the initialisation; every tensor must fit (see [`crate::load_torchvision`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PretrainedWeights>,
 }
 
 /// How the stem convolution starts.
@@ -110,6 +115,7 @@ impl ResNetConfig {
             in_channels: 3,
             bn_splits: 1,
             stem_init: StemInit::KaimingNormal,
+            pretrained: None,
         }
     }
 
@@ -167,7 +173,7 @@ impl ResNetConfig {
     }
 
     /// Builds the network with torchvision's initialisation (Kaiming normal, fan-out, for
-    /// convolutions; γ = 1, β = 0).
+    /// convolutions; γ = 1, β = 0), then loads [`ResNetConfig::pretrained`] when set.
     pub fn init(&self, device: &Device) -> Result<ResNet, ModelError> {
         self.validate()?;
         let bn = |c| SplitBatchNormConfig::new(c, self.bn_splits).init(device);
@@ -208,7 +214,7 @@ impl ResNetConfig {
                 .collect()
         };
         let w = self.width;
-        Ok(ResNet {
+        let resnet = ResNet {
             conv1,
             bn1: bn(w),
             maxpool,
@@ -216,7 +222,12 @@ impl ResNetConfig {
             layer2: stage(2 * w, self.layers[1], 2),
             layer3: stage(4 * w, self.layers[2], 2),
             layer4: stage(8 * w, self.layers[3], 2),
-        })
+        };
+        match &self.pretrained {
+            None => Ok(resnet),
+            Some(p) => load_torchvision(resnet, &p.path, &p.key_prefix, p.top_level_key.as_deref())
+                .map(|(resnet, _)| resnet),
+        }
     }
 }
 

@@ -151,6 +151,7 @@ impl<T> AtKey<T> for Result<T, unmix_models::ModelError> {
                 expected,
                 ..
             } => setting_at(table, field, value, expected),
+            other => TrainError::Model(other),
         })
     }
 }

@@ -19,6 +19,7 @@
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use unmix_data::{AugmentationConfig, MultiViewBatch};
+use unmix_models::ResNet;
 use unmix_ops::MixedBatch;
 
 pub use crate::optim::schedule::MomentumSchedule;
@@ -229,6 +230,10 @@ pub fn param_ids<M: Module>(module: &M) -> Vec<ParamId> {
 ///     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
 ///         self.encoder.forward_features(images)
 ///     }
+///
+///     fn backbones(&self) -> Vec<(&'static str, &unmix_models::ResNet)> {
+///         vec![("backbone", &self.encoder.backbone)]
+///     }
 /// }
 ///
 /// let device = Device::flex().autodiff();
@@ -289,6 +294,11 @@ pub trait Method: Module + Sized {
 
     /// Features for evaluation: `(backbone [N, D], projection [N, C])`.
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>);
+
+    /// The ResNet trunk(s) whose pooled output is the backbone feature, by name: one
+    /// `"backbone"` (the online or query encoder's) for most methods, CMC's two halves `"l"` and
+    /// `"ab"`. What `unmix export` writes under torchvision's names.
+    fn backbones(&self) -> Vec<(&'static str, &ResNet)>;
 
     /// The memory bank, one row per training sample in sample-id order, in the space of the
     /// projection features (`eval.features = "memory_bank"`: the training side of the kNN

@@ -242,7 +242,7 @@ impl Protocol {
 /// W-MSE's `k`.
 pub const WMSE_K: usize = 5;
 
-/// Top-1 (%) of a checkpoint under `protocol`, with the config saved in its run directory;
+/// Top-1 (%) of a checkpoint under `protocol`, with the config it was trained with;
 /// also the config and the training and test set sizes. `save_features` (W-MSE's protocols)
 /// writes the features the protocol used.
 pub fn evaluate_checkpoint(
@@ -251,14 +251,7 @@ pub fn evaluate_checkpoint(
     protocol: Protocol,
     save_features: Option<&Path>,
 ) -> Result<(TrainConfig, Scores, usize, usize), TrainError> {
-    let run_dir = dir
-        .parent()
-        .and_then(|p| p.parent())
-        .ok_or_else(|| TrainError::Checkpoint {
-            path: dir.to_path_buf(),
-            message: "expected <run>/checkpoints/epoch-NNNN".into(),
-        })?;
-    let config = TrainConfig::load(&run_dir.join("config.toml"))?;
+    let config = checkpoint::config_of(dir)?;
     let device = parse_device(device.unwrap_or(&config.run.device))?;
     let (train_set, test_set) = config.data.load()?;
     let transform = ViewTransform::new(config.data.augmentation.clone())?;

@@ -198,4 +198,8 @@ impl Method for Byol {
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         self.online.forward_features(images)
     }
+
+    fn backbones(&self) -> Vec<(&'static str, &unmix_models::ResNet)> {
+        vec![("backbone", &self.online.backbone)]
+    }
 }

@@ -258,4 +258,12 @@ impl Method for Cmc {
             Tensor::cat(vec![l2_normalize(pl), l2_normalize(pab)], 1),
         )
     }
+
+    /// The two halves: `l` reads the first `first_channels` channels, `ab` the rest.
+    fn backbones(&self) -> Vec<(&'static str, &unmix_models::ResNet)> {
+        vec![
+            ("l", &self.encoder_l.backbone),
+            ("ab", &self.encoder_ab.backbone),
+        ]
+    }
 }

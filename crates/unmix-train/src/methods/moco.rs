@@ -229,4 +229,8 @@ impl Method for Moco {
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         self.encoder_q.forward_features(images)
     }
+
+    fn backbones(&self) -> Vec<(&'static str, &unmix_models::ResNet)> {
+        vec![("backbone", &self.encoder_q.backbone)]
+    }
 }

@@ -117,4 +117,8 @@ impl Method for Simclr {
     fn features(&self, images: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         self.encoder.forward_features(images)
     }
+
+    fn backbones(&self) -> Vec<(&'static str, &unmix_models::ResNet)> {
+        vec![("backbone", &self.encoder.backbone)]
+    }
 }

@@ -156,3 +156,24 @@ pub fn read_config(dir: &Path) -> Result<Option<TrainConfig>, TrainError> {
     }
     TrainConfig::load(&p).map(Some)
 }
+
+/// The config to rebuild a checkpoint's method with: the checkpoint's own `config.toml`, or its
+/// run's for a checkpoint that predates recording it, with `model.backbone.pretrained` cleared
+/// (the checkpoint holds the weights; the file it started from may be gone).
+pub fn config_of(dir: &Path) -> Result<TrainConfig, TrainError> {
+    let mut config = match read_config(dir)? {
+        Some(config) => config,
+        None => {
+            let run_dir =
+                dir.parent()
+                    .and_then(|p| p.parent())
+                    .ok_or_else(|| TrainError::Checkpoint {
+                        path: dir.to_path_buf(),
+                        message: "expected <run>/checkpoints/epoch-NNNN".into(),
+                    })?;
+            TrainConfig::load(&run_dir.join("config.toml"))?
+        }
+    };
+    config.model.backbone.pretrained = None;
+    Ok(config)
+}

@@ -6,6 +6,7 @@
 
 pub mod backend_check;
 pub mod checkpoint;
+pub mod export;
 mod loss_window;
 pub mod metrics;
 pub mod parity;
@@ -100,8 +101,13 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome,
             train_loop::train_method(model, self.0, self.1, self.2, self.3, self.4)
         }
     }
+    // A resumed run's weights come from its checkpoint, not from `pretrained`.
+    let mut model = config.model.clone();
+    if options.resume {
+        model.backbone.pretrained = None;
+    }
     config.method.build(
-        &config.model,
+        &model,
         train_images,
         &device,
         Train(config, options, &device, &run_dir, sets),

@@ -57,13 +57,26 @@ pub(crate) enum Command {
         device: Option<String>,
         /// `knn`: the weighted kNN monitor with the run's `[eval]` settings; `wmse-knn`: W-MSE's
         /// 5-NN majority vote on un-normalised backbone features (Euclidean); `wmse-linear`:
-        /// W-MSE's linear evaluation on the same features (top-1 and top-5).
-        #[arg(long, default_value = "knn", value_parser = ["knn", "wmse-knn", "wmse-linear"])]
+        /// W-MSE's linear evaluation on the same features (top-1 and top-5); `all`: each of
+        /// them, one row each.
+        #[arg(long, default_value = "knn",
+              value_parser = ["knn", "wmse-knn", "wmse-linear", "all"])]
         protocol: String,
         /// Also write the features a `wmse-*` protocol used, with the labels, to this
         /// safetensors file (`train/features`, `train/labels`, `test/...`).
         #[arg(long)]
         save_features: Option<PathBuf>,
+    },
+    /// Write a checkpoint's backbone to safetensors under torchvision's parameter names, for
+    /// `torchvision.models.resnet18()` and the like (the printed snippet loads it).
+    Export {
+        /// A checkpoint folder `<run>/checkpoints/epoch-NNNN` (or a run folder: its latest).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The safetensors file to write (CMC's two halves: `<stem>.l.safetensors` and
+        /// `<stem>.ab.safetensors`).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Time full training steps (forward, backward, SGD update) of a ResNet-18 on a backend:
     /// a supervised-style step, or with `--config` the method's own training step.
@@ -195,30 +208,81 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             protocol,
             save_features,
         } => {
-            let dir = if checkpoint.join("state.json").exists() {
-                checkpoint
-            } else {
-                checkpoint::latest(&checkpoint)?.ok_or_else(|| TrainError::Checkpoint {
-                    path: checkpoint.clone(),
-                    message: "no finished checkpoint here".into(),
-                })?
+            let dir = checkpoint_dir(checkpoint)?;
+            let protocols = match protocol.as_str() {
+                "wmse-knn" => vec![Protocol::WmseKnn],
+                "wmse-linear" => vec![Protocol::WmseLinear],
+                "all" => vec![
+                    Protocol::WeightedKnn,
+                    Protocol::WmseKnn,
+                    Protocol::WmseLinear,
+                ],
+                _ => vec![Protocol::WeightedKnn],
             };
-            let protocol = match protocol.as_str() {
-                "wmse-knn" => Protocol::WmseKnn,
-                "wmse-linear" => Protocol::WmseLinear,
-                _ => Protocol::WeightedKnn,
-            };
-            let (cfg, scores, n_train, n_test) =
-                evaluate_checkpoint(&dir, device.as_deref(), protocol, save_features.as_deref())?;
             println!("| checkpoint | protocol | train | test | top-1 | top-5 |");
             println!("|---|---|---|---|---|---|");
-            println!(
-                "| {} | {} | {n_train} images | {n_test} images | {:.2}% | {} |",
-                dir.display(),
-                protocol.describe(&cfg),
-                scores.top1,
-                scores.top5.map_or("–".into(), |t| format!("{t:.2}%")),
-            );
+            for protocol in protocols {
+                let (cfg, scores, n_train, n_test) = evaluate_checkpoint(
+                    &dir,
+                    device.as_deref(),
+                    protocol,
+                    save_features.as_deref(),
+                )?;
+                println!(
+                    "| {} | {} | {n_train} images | {n_test} images | {:.2}% | {} |",
+                    dir.display(),
+                    protocol.describe(&cfg),
+                    scores.top1,
+                    scores.top5.map_or("–".into(), |t| format!("{t:.2}%")),
+                );
+            }
+            Ok(())
+        }
+        Command::Export { checkpoint, out } => {
+            let dir = checkpoint_dir(checkpoint)?;
+            let written = unmix_train::run::export::export_checkpoint(&dir, &out)?;
+            println!("| checkpoint | trunk | file | tensors | feature dim |");
+            println!("|---|---|---|---|---|");
+            for w in &written {
+                println!(
+                    "| {} | {} | {} | {} | {} |",
+                    dir.display(),
+                    w.name,
+                    w.path.display(),
+                    w.tensors,
+                    w.feature_dim
+                );
+            }
+            let cfg = checkpoint::config_of(&dir)?;
+            let b = &cfg.model.backbone;
+            let stem = match b.stem {
+                unmix_models::Stem::Cifar => format!(
+                    "model.conv1 = torch.nn.Conv2d({}, {}, 3, 1, 1, bias=False); \
+                     model.maxpool = torch.nn.Identity()\n",
+                    b.in_channels, b.width
+                ),
+                unmix_models::Stem::Imagenet => String::new(),
+            };
+            let arch = match (b.block, b.layers.as_slice()) {
+                (unmix_models::BlockKind::Basic, [2, 2, 2, 2]) => Some("resnet18"),
+                (unmix_models::BlockKind::Basic, [3, 4, 6, 3]) => Some("resnet34"),
+                (unmix_models::BlockKind::Bottleneck, [3, 4, 6, 3]) => Some("resnet50"),
+                _ => None,
+            };
+            match arch {
+                Some(arch) if b.width == 64 && written.len() == 1 => println!(
+                    "\nIn PyTorch:\n\nimport torch, torchvision\nfrom safetensors.torch import \
+                     load_file\nmodel = torchvision.models.{arch}()\n{stem}model.fc = \
+                     torch.nn.Identity()\nmodel.load_state_dict(load_file(\"{}\"))",
+                    written[0].path.display()
+                ),
+                _ => println!(
+                    "\ntorchvision's constructors build width 64 with one trunk; this backbone \
+                     (width {}, layers {:?}) keeps torchvision's names for a ResNet built to \
+                     its shape.",
+                    b.width, b.layers
+                ),
+            }
             Ok(())
         }
         Command::Bench {
@@ -312,4 +376,15 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
 
 fn feature_name(cfg: &TrainConfig) -> &'static str {
     cfg.eval.features.name()
+}
+
+/// A checkpoint folder, or a run folder's latest checkpoint.
+fn checkpoint_dir(path: PathBuf) -> Result<PathBuf, TrainError> {
+    if path.join("state.json").exists() {
+        return Ok(path);
+    }
+    checkpoint::latest(&path)?.ok_or_else(|| TrainError::Checkpoint {
+        path,
+        message: "no finished checkpoint here".into(),
+    })
 }
