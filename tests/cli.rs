@@ -220,7 +220,32 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
     );
     let row = text.lines().last().unwrap();
     assert_eq!(row.matches('%').count(), 2, "top-1 and top-5: {row}");
-    // `all`: one row per protocol, the same figures as one at a time.
+    // Flatness: a table of its own, one row per checkpoint, side by side.
+    let ck1 = run.join("checkpoints/epoch-0001");
+    let (ok, flat) = unmix(&[
+        "eval",
+        "--checkpoint",
+        ck1.to_str().unwrap(),
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--protocol",
+        "flatness",
+    ]);
+    assert!(ok, "{flat}");
+    assert!(
+        flat.contains("flatness (instance discrimination among up to 1000 held-out"),
+        "{flat}"
+    );
+    assert!(flat.contains("means over the 100 images"), "{flat}");
+    let flat_rows: Vec<&str> = flat.lines().filter(|l| l.contains("/epoch-000")).collect();
+    assert_eq!(flat_rows.len(), 2, "{flat}");
+    assert!(flat_rows[0].contains("epoch-0001") && flat_rows[1].contains("epoch-0002"));
+    // Entropy / ln N lies in [0, 1]: the third column.
+    for r in &flat_rows {
+        let rel: f64 = r.split('|').nth(3).unwrap().trim().parse().unwrap();
+        assert!((0.0..=1.0).contains(&rel), "{r}");
+    }
+    // `all`: one row per protocol, the same figures as one at a time, then flatness.
     let (ok, all) = eval_as("all");
     assert!(ok, "{all}");
     let rows: Vec<&str> = all.lines().filter(|l| l.contains("images |")).collect();
@@ -230,6 +255,7 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
         "{all}"
     );
     assert_eq!(rows[2], row, "the linear row as run alone");
+    assert!(all.contains(flat_rows[1]), "{all}");
     let (ok, text) = eval_as("x");
     assert!(!ok && text.contains("--protocol"), "{text}");
 }

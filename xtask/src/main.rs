@@ -296,7 +296,7 @@ fn publish_check() -> Result<(), Failed> {
 
 const HELP: &str = "cargo xtask <task>
   train --config FILE [--device cpu|cuda|wgpu] [--resume | --overwrite] [--stop-after N] [--release]
-  eval --checkpoint DIR [--device D] [--protocol knn|wmse-knn|wmse-linear|all]
+  eval --checkpoint DIR [--device D] [--protocol knn|wmse-knn|wmse-linear|flatness|all]
   export --checkpoint DIR --out FILE.safetensors
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D]

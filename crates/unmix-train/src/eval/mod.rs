@@ -1,7 +1,9 @@
 //! Evaluation of a trained encoder: the weighted kNN monitor ([`knn`]), run during training and
-//! on a checkpoint, and W-MSE's 5-NN majority vote ([`wmse_knn`]) on a checkpoint; each further
-//! protocol (linear probe, semi-supervised, flatness) is one file here.
+//! on a checkpoint; on a checkpoint also W-MSE's 5-NN majority vote ([`wmse_knn`]) and linear
+//! evaluation ([`linear`]), and the flatness of its instance-discrimination predictions
+//! ([`flatness`]). Each further protocol (semi-supervised, augmented linear) is one file here.
 
+pub mod flatness;
 pub mod knn;
 pub mod linear;
 pub mod wmse_knn;
@@ -203,6 +205,18 @@ pub enum Protocol {
     /// W-MSE's linear evaluation: a linear layer trained with Adam on the precomputed,
     /// un-normalised backbone features ([`linear`]).
     WmseLinear,
+    /// The flatness of the instance-discrimination predictions on held-out images
+    /// ([`flatness`], the Un-Mix paper's Figure 3).
+    Flatness,
+}
+
+/// What a protocol returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Accuracies (kNN and linear protocols).
+    Scores(Scores),
+    /// The prediction flatness.
+    Flatness(flatness::Flatness),
 }
 
 /// What a protocol measured on the test set, in percent.
@@ -227,6 +241,15 @@ impl Protocol {
             Protocol::WmseKnn => format!(
                 "W-MSE k-NN ({WMSE_K}-NN majority vote, Euclidean, un-normalised backbone features)"
             ),
+            Protocol::Flatness => {
+                let c = flatness::FlatnessConfig::default();
+                format!(
+                    "flatness (instance discrimination among up to {} held-out images, two \
+                     views each by the training augmentation: softmax of cosine / t, t {}, \
+                     projection)",
+                    c.images, c.temperature
+                )
+            }
             Protocol::WmseLinear => {
                 let c = linear::LinearProbeConfig::default();
                 format!(
@@ -242,7 +265,7 @@ impl Protocol {
 /// W-MSE's `k`.
 pub const WMSE_K: usize = 5;
 
-/// Top-1 (%) of a checkpoint under `protocol`, with the config it was trained with;
+/// What `protocol` measures on a checkpoint, with the config it was trained with;
 /// also the config and the training and test set sizes. `save_features` (W-MSE's protocols)
 /// writes the features the protocol used.
 pub fn evaluate_checkpoint(
@@ -250,7 +273,7 @@ pub fn evaluate_checkpoint(
     device: Option<&str>,
     protocol: Protocol,
     save_features: Option<&Path>,
-) -> Result<(TrainConfig, Scores, usize, usize), TrainError> {
+) -> Result<(TrainConfig, Outcome, usize, usize), TrainError> {
     let config = checkpoint::config_of(dir)?;
     let device = parse_device(device.unwrap_or(&config.run.device))?;
     let (train_set, test_set) = config.data.load()?;
@@ -265,20 +288,37 @@ pub fn evaluate_checkpoint(
         save: Option<&'a Path>,
     }
     impl MethodTask for Eval<'_> {
-        type Output = Scores;
-        fn run<M: Method>(self, model: M) -> Result<Scores, TrainError> {
+        type Output = Outcome;
+        fn run<M: Method>(self, model: M) -> Result<Outcome, TrainError> {
             let model = checkpoint::load_model(self.dir, model)?;
             let (sets, transform, device) = (self.sets, self.transform, self.device);
+            let seed = self.config.run.seed;
             Ok(match self.protocol {
-                Protocol::WeightedKnn => Scores {
+                Protocol::WeightedKnn => Outcome::Scores(Scores {
                     top1: knn_top1(&model, self.config, sets, transform, device),
                     top5: None,
-                },
-                Protocol::WmseKnn => wmse_scores(&model, sets, transform, None, self.save, device)?,
-                Protocol::WmseLinear => {
-                    let seed = Some(self.config.run.seed);
-                    wmse_scores(&model, sets, transform, seed, self.save, device)?
-                }
+                }),
+                Protocol::WmseKnn => Outcome::Scores(wmse_scores(
+                    &model, sets, transform, None, self.save, device,
+                )?),
+                Protocol::WmseLinear => Outcome::Scores(wmse_scores(
+                    &model,
+                    sets,
+                    transform,
+                    Some(seed),
+                    self.save,
+                    device,
+                )?),
+                // The held-out set, with the training augmentation (`transform` is built from
+                // `data.augmentation`; `evaluate` is its test-time path).
+                Protocol::Flatness => Outcome::Flatness(flatness::flatness(
+                    &model,
+                    sets.1,
+                    transform,
+                    &flatness::FlatnessConfig::default(),
+                    seed,
+                    device,
+                )),
             })
         }
     }

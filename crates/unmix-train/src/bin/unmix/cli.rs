@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use unmix_train::eval::{Protocol, evaluate_checkpoint};
+use unmix_train::eval::{Outcome, Protocol, evaluate_checkpoint};
 use unmix_train::run::checkpoint;
 use unmix_train::{RunOptions, TrainConfig, TrainError, train};
 
@@ -47,20 +47,23 @@ pub(crate) enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
-    /// Weighted kNN accuracy of a checkpoint, as a markdown table.
+    /// Evaluate checkpoints (side by side when several), as markdown tables naming each
+    /// protocol with its parameters.
     Eval {
-        /// A checkpoint folder `<run>/checkpoints/epoch-NNNN` (or a run folder: its latest).
-        #[arg(long)]
-        checkpoint: PathBuf,
+        /// A checkpoint folder `<run>/checkpoints/epoch-NNNN` (or a run folder: its latest);
+        /// repeat to compare several (`--checkpoint A --checkpoint B`).
+        #[arg(long, required = true)]
+        checkpoint: Vec<PathBuf>,
         /// Backend (overrides the run's `run.device`).
         #[arg(long)]
         device: Option<String>,
         /// `knn`: the weighted kNN monitor with the run's `[eval]` settings; `wmse-knn`: W-MSE's
         /// 5-NN majority vote on un-normalised backbone features (Euclidean); `wmse-linear`:
-        /// W-MSE's linear evaluation on the same features (top-1 and top-5); `all`: each of
-        /// them, one row each.
+        /// W-MSE's linear evaluation on the same features (top-1 and top-5); `flatness`: the
+        /// instance-discrimination predictions' entropy and confidence on held-out images (the
+        /// Un-Mix paper's Figure 3); `all`: each of them.
         #[arg(long, default_value = "knn",
-              value_parser = ["knn", "wmse-knn", "wmse-linear", "all"])]
+              value_parser = ["knn", "wmse-knn", "wmse-linear", "flatness", "all"])]
         protocol: String,
         /// Also write the features a `wmse-*` protocol used, with the labels, to this
         /// safetensors file (`train/features`, `train/labels`, `test/...`).
@@ -208,33 +211,79 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             protocol,
             save_features,
         } => {
-            let dir = checkpoint_dir(checkpoint)?;
+            let dirs = checkpoint
+                .into_iter()
+                .map(checkpoint_dir)
+                .collect::<Result<Vec<_>, _>>()?;
             let protocols = match protocol.as_str() {
                 "wmse-knn" => vec![Protocol::WmseKnn],
                 "wmse-linear" => vec![Protocol::WmseLinear],
+                "flatness" => vec![Protocol::Flatness],
                 "all" => vec![
                     Protocol::WeightedKnn,
                     Protocol::WmseKnn,
                     Protocol::WmseLinear,
+                    Protocol::Flatness,
                 ],
                 _ => vec![Protocol::WeightedKnn],
             };
-            println!("| checkpoint | protocol | train | test | top-1 | top-5 |");
-            println!("|---|---|---|---|---|---|");
+            let (mut scores, mut flat) = (Vec::new(), Vec::new());
             for protocol in protocols {
-                let (cfg, scores, n_train, n_test) = evaluate_checkpoint(
-                    &dir,
-                    device.as_deref(),
-                    protocol,
-                    save_features.as_deref(),
-                )?;
+                for dir in &dirs {
+                    let (cfg, outcome, n_train, n_test) = evaluate_checkpoint(
+                        dir,
+                        device.as_deref(),
+                        protocol,
+                        save_features.as_deref(),
+                    )?;
+                    let what = protocol.describe(&cfg);
+                    match outcome {
+                        Outcome::Scores(s) => scores.push(format!(
+                            "| {} | {what} | {n_train} images | {n_test} images | {:.2}% | {} |",
+                            dir.display(),
+                            s.top1,
+                            s.top5.map_or("–".into(), |t| format!("{t:.2}%")),
+                        )),
+                        Outcome::Flatness(f) => flat.push((dir.clone(), what, f)),
+                    }
+                }
+            }
+            if !scores.is_empty() {
+                println!("| checkpoint | protocol | train | test | top-1 | top-5 |");
+                println!("|---|---|---|---|---|---|");
+                scores.iter().for_each(|row| println!("{row}"));
+            }
+            if let Some((_, what, f)) = flat.first() {
+                if !scores.is_empty() {
+                    println!();
+                }
+                println!("{what}; means over the {} images:\n", f.images);
+                let bins = f.max_probability_histogram.len();
                 println!(
-                    "| {} | {} | {n_train} images | {n_test} images | {:.2}% | {} |",
-                    dir.display(),
-                    protocol.describe(&cfg),
-                    scores.top1,
-                    scores.top5.map_or("–".into(), |t| format!("{t:.2}%")),
+                    "| checkpoint | entropy (nats) | entropy / ln N | largest p | own view \
+                     ranked first | p at ranks 1–{} | largest-p histogram ({bins} bins of \
+                     [0, 1]) |",
+                    f.sorted_probabilities.len()
                 );
+                println!("|---|---|---|---|---|---|---|");
+                let list = |v: &[f64], digits: usize| {
+                    v.iter()
+                        .map(|x| format!("{x:.digits$}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                for (dir, _, f) in &flat {
+                    println!(
+                        "| {} | {:.3} | {:.3} | {:.3} | {:.2}% | {} | {} |",
+                        dir.display(),
+                        f.entropy,
+                        f.relative_entropy,
+                        f.max_probability,
+                        100.0 * f.instance_top1,
+                        list(&f.sorted_probabilities, 4),
+                        list(&f.max_probability_histogram, 3),
+                    );
+                }
             }
             Ok(())
         }
