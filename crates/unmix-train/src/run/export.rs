@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::prelude::*;
-
 use crate::error::TrainError;
 use crate::method::Method;
 use crate::methods::MethodTask;
@@ -28,8 +26,9 @@ pub struct ExportedBackbone {
 pub fn export_checkpoint(dir: &Path, out: &Path) -> Result<Vec<ExportedBackbone>, TrainError> {
     let config = checkpoint::config_of(dir)?;
     let (train_set, _) = config.data.load()?;
-    // Weights are copied, not computed: the CPU backend is always there.
-    let device = Device::flex();
+    // Weights are copied, not computed: on the CPU backend (named, so that a build without it
+    // says so rather than failing to compile).
+    let device = crate::device::parse_device("cpu")?;
     struct Export<'a> {
         dir: &'a Path,
         out: &'a Path,
