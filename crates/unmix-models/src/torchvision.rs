@@ -12,7 +12,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::store::{ApplyResult, ModuleSnapshot, PytorchStore, SafetensorsStore};
+use burn::store::{ApplyResult, KeyRemapper, ModuleSnapshot, PytorchStore, SafetensorsStore};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
@@ -59,19 +60,18 @@ pub struct ImportReport {
 /// assert_eq!(torchvision_name("bn1.running_var"), "bn1.running_var");
 /// ```
 pub fn torchvision_name(ours: &str) -> String {
-    let renamed = ours
-        .replace("downsample.conv.", "downsample.0.")
-        .replace("downsample.bn.", "downsample.1.");
-    if let Some(stem) = renamed.strip_suffix(".gamma") {
-        format!("{stem}.weight")
-    } else if let Some(stem) = renamed.strip_suffix(".beta") {
-        format!("{stem}.bias")
-    } else {
-        renamed
-    }
+    OURS_TO_TORCHVISION
+        .iter()
+        .fold(ours.to_string(), |name, (from, to)| {
+            Regex::new(from)
+                .expect("valid pattern")
+                .replace_all(&name, *to)
+                .into_owned()
+        })
 }
 
-/// Ours → torchvision, as regular expressions for the store's key remapping (applied in order).
+/// Ours → torchvision, as regular expressions applied in order (the export's key remapping and
+/// [`torchvision_name`]).
 const OURS_TO_TORCHVISION: [(&str, &str); 4] = [
     (r"(^|\.)downsample\.conv\.", "${1}downsample.0."),
     (r"(^|\.)downsample\.bn\.", "${1}downsample.1."),
@@ -132,10 +132,8 @@ pub fn save_torchvision(resnet: &ResNet, path: &Path) -> Result<(), ModelError> 
         .metadata("format", "pt")
         .metadata("producer", "unmix")
         .skip_enum_variants(true)
-        .overwrite(true);
-    for (from, to) in OURS_TO_TORCHVISION {
-        store = store.with_key_remapping(from, to);
-    }
+        .overwrite(true)
+        .remap(KeyRemapper::from_patterns(OURS_TO_TORCHVISION.to_vec()).expect("valid patterns"));
     resnet
         .save_into(&mut store)
         .map_err(|e| weights_error(path, e.to_string()))
@@ -158,35 +156,28 @@ pub fn load_torchvision(
     if !path.is_file() {
         return Err(weights_error(path, "no such file"));
     }
-    let mut remap: Vec<(String, String)> = Vec::new();
+    let mut remap = Vec::new();
     if !key_prefix.is_empty() {
-        remap.push((format!("^{}", regex_escape(key_prefix)), String::new()));
+        remap.push((format!("^{}", regex::escape(key_prefix)), String::new()));
     }
-    remap.extend(
-        TORCHVISION_TO_OURS
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string())),
-    );
+    remap.extend(TORCHVISION_TO_OURS.map(|(a, b)| (a.to_string(), b.to_string())));
+    let remapper = KeyRemapper::from_patterns(remap).expect("valid patterns");
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let result = if is_safetensors {
         let mut store = SafetensorsStore::from_file(path)
             .allow_partial(true)
             .validate(false)
-            .skip_enum_variants(true);
-        for (from, to) in &remap {
-            store = store.with_key_remapping(from, to.clone());
-        }
+            .skip_enum_variants(true)
+            .remap(remapper);
         resnet.load_from(&mut store).map_err(|e| e.to_string())
     } else {
         let mut store = PytorchStore::from_file(path)
             .allow_partial(true)
             .validate(false)
-            .map_indices_contiguous(false);
+            .map_indices_contiguous(false)
+            .remap(remapper);
         if let Some(key) = top_level_key {
             store = store.with_top_level_key(key);
-        }
-        for (from, to) in &remap {
-            store = store.with_key_remapping(from, to.clone());
         }
         resnet.load_from(&mut store).map_err(|e| e.to_string())
     }
@@ -249,18 +240,6 @@ fn check(result: &ApplyResult, key_prefix: &str) -> Result<ImportReport, String>
             })
             .collect(),
     })
-}
-
-/// `s` with the characters that mean something in a regular expression escaped.
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -414,10 +393,5 @@ mod tests {
             err.contains("none.pt") && err.contains("no such file"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn regex_escape_escapes_dots() {
-        assert_eq!(regex_escape("module.encoder_q."), r"module\.encoder_q\.");
     }
 }
