@@ -245,17 +245,63 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
         let rel: f64 = r.split('|').nth(3).unwrap().trim().parse().unwrap();
         assert!((0.0..=1.0).contains(&rel), "{r}");
     }
-    // `all`: one row per protocol, the same figures as one at a time, then flatness.
-    let (ok, all) = eval_as("all");
+    // `all`: one row per protocol, the same figures as one at a time, then flatness (the
+    // trained protocols at one epoch).
+    let (ok, all) = unmix(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--protocol",
+        "all",
+        "--epochs",
+        "1",
+    ]);
     assert!(ok, "{all}");
     let rows: Vec<&str> = all.lines().filter(|l| l.contains("images |")).collect();
-    assert_eq!(rows.len(), 3, "{all}");
+    assert_eq!(rows.len(), 6, "{all}");
     assert!(
         rows[0].contains("weighted kNN") && rows[1].contains("W-MSE k-NN"),
         "{all}"
     );
     assert_eq!(rows[2], row, "the linear row as run alone");
+    assert!(
+        rows[3].contains("| linear, MoCo's recipe (frozen trunk in eval mode")
+            && rows[3].contains("SGD lr 30,"),
+        "{all}"
+    );
+    assert!(
+        rows[4].contains("| linear, SwAV's recipe")
+            && rows[4].contains("cosine to 0, 1 epochs, batch 32"),
+        "{all}"
+    );
+    // 10% of the 200 training images, two from each class.
+    assert!(rows[5].contains("| semi-supervised fine-tuning, SwAV's recipe (10% of the labels, class-balanced, seed 3") && rows[5].contains("| 20 images |"), "{all}");
+    for r in &rows[3..] {
+        assert_eq!(
+            r.matches('%').count(),
+            2 + usize::from(r.contains("10%")),
+            "top-1 and top-5: {r}"
+        );
+    }
     assert!(all.contains(flat_rows[1]), "{all}");
+    // A label list that names a file name instead of an index is named with its line.
+    let list = dir.join("subset.txt");
+    std::fs::write(&list, "0\nn01440764_10026.JPEG\n").unwrap();
+    let (ok, text) = unmix(&[
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--protocol",
+        "semi",
+        "--labels",
+        list.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert!(
+        !ok && text.contains("subset.txt") && text.contains("line 2"),
+        "{text}"
+    );
     let (ok, text) = eval_as("x");
     assert!(!ok && text.contains("--protocol"), "{text}");
 }
@@ -564,5 +610,207 @@ fn the_gpu_kit_runs_in_cpu_mode() {
         out.join("runs").is_dir(),
         "no pre-training run in {}",
         out.display()
+    );
+}
+
+/// Size of a PNG file.
+fn png_size(path: &Path) -> (u32, u32) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let info = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap()
+        .info()
+        .clone();
+    (info.width, info.height)
+}
+
+/// The figures `report.md` (or `compare.md`) links, each checked as a PNG of the stated size
+/// with its SVG beside it.
+fn check_figures(dir: &Path, markdown: &str) -> Vec<String> {
+    let stems: Vec<String> = markdown
+        .lines()
+        .filter(|l| l.starts_with("!["))
+        .map(|l| {
+            let rest = l.split("](plots/").nth(1).unwrap();
+            rest.split(".png)").next().unwrap().to_string()
+        })
+        .collect();
+    for stem in &stems {
+        let png = dir.join("plots").join(format!("{stem}.png"));
+        assert_eq!(png_size(&png), (800, 480), "{}", png.display());
+        let svg = std::fs::read_to_string(dir.join("plots").join(format!("{stem}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("width=\"800\""),
+            "{stem}.svg"
+        );
+    }
+    stems
+}
+
+#[test]
+fn every_run_writes_a_report_and_runs_compare_side_by_side() {
+    let dir = tmp("report");
+    let cfg = tiny_config(&dir, "\n[unmix]\nenabled = true");
+    let cfg = cfg.to_str().unwrap();
+    let (ok, text) = unmix(&[
+        "train",
+        "--config",
+        cfg,
+        "--set",
+        "run.name=\"mixed\"",
+        "--set",
+        "run.log_every_steps=2",
+    ]);
+    assert!(ok, "{text}");
+    let mixed = dir.join("mixed");
+    assert!(
+        text.contains(&format!("report: {}", mixed.join("report.md").display())),
+        "the main job prints its report's path: {text}"
+    );
+    let md = std::fs::read_to_string(mixed.join("report.md")).unwrap();
+    for part in [
+        "# Run report: mixed",
+        "## Results",
+        "| random init |",
+        "## Flatness",
+        "## Per epoch",
+        "```toml",
+    ] {
+        assert!(md.contains(part), "{part} in {md}");
+    }
+    let stems = check_figures(&mixed, &md);
+    assert_eq!(
+        stems,
+        [
+            "loss",
+            "knn",
+            "lr",
+            "lambda",
+            "flatness",
+            "flatness_largest_p",
+            "pca"
+        ],
+        "{md}"
+    );
+    // The λ of every step, drawn again from the seeded sampler, has the mean the loop logged
+    // (metrics.csv: the mean λ of each epoch, both epochs of equal length).
+    let summary: toml::Table =
+        toml::from_str(&std::fs::read_to_string(mixed.join("report.toml")).unwrap()).unwrap();
+    let lambda_mean = summary["lambda_mean"].as_float().unwrap();
+    let rows = metrics(&mixed);
+    let lambda_col = rows[0].split(',').position(|c| c == "lambda").unwrap();
+    let logged: Vec<f64> = rows[2..]
+        .iter()
+        .map(|r| r.split(',').nth(lambda_col).unwrap().parse().unwrap())
+        .collect();
+    let logged_mean = logged.iter().sum::<f64>() / logged.len() as f64;
+    assert!(
+        (lambda_mean - logged_mean).abs() < 1e-9,
+        "{lambda_mean} vs {logged_mean}"
+    );
+    // The report written again from the checkpoint gives the same figures.
+    let before = std::fs::read_to_string(mixed.join("report.toml")).unwrap();
+    let (ok, text) = unmix(&["report", "--run", mixed.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(mixed.join("report.toml")).unwrap(),
+        before
+    );
+
+    // The same run without Un-Mix: no λ figure; then both side by side.
+    let (ok, text) = unmix(&[
+        "train",
+        "--config",
+        cfg,
+        "--set",
+        "run.name=\"base\"",
+        "--set",
+        "unmix.enabled=false",
+    ]);
+    assert!(ok, "{text}");
+    let base = dir.join("base");
+    let base_md = std::fs::read_to_string(base.join("report.md")).unwrap();
+    assert!(!check_figures(&base, &base_md).contains(&"lambda".to_string()));
+    let out = dir.join("side-by-side");
+    let (ok, text) = unmix(&[
+        "compare",
+        base.to_str().unwrap(),
+        mixed.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    let cmp = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(
+        cmp.contains("| base | moco | off |") && cmp.contains("| mixed | moco | on |"),
+        "{cmp}"
+    );
+    assert!(
+        cmp.contains("| `unmix.enabled` | `false` | `true` |"),
+        "{cmp}"
+    );
+    assert!(cmp.contains("| `run.name` |"), "{cmp}");
+    assert_eq!(
+        check_figures(&out, &cmp),
+        ["loss", "knn", "flatness", "flatness_largest_p"]
+    );
+    // Something that is not a run is named.
+    let (ok, text) = unmix(&["compare", base.to_str().unwrap(), dir.to_str().unwrap()]);
+    assert!(!ok && text.contains("report.toml"), "{text}");
+}
+
+/// The online probe reports its own columns and leaves the run exactly as it is without it
+/// (loss, λ and kNN equal). That it learns is `tests/learns.rs`' to show: a run this short
+/// barely moves it.
+#[test]
+fn the_online_probe_learns_beside_the_run_and_never_changes_it() {
+    let dir = tmp("probe");
+    let cfg = tiny_config(&dir, "");
+    let cfg = cfg.to_str().unwrap();
+    let run = |name: &str, probe: &str| {
+        let (ok, text) = unmix(&[
+            "train",
+            "--config",
+            cfg,
+            "--set",
+            &format!("run.name=\"{name}\""),
+            "--set",
+            &format!("eval.online_probe={probe}"),
+        ]);
+        assert!(ok, "{text}");
+        text
+    };
+    assert!(run("with", "true").contains("online probe"));
+    assert!(!run("without", "false").contains("online probe"));
+    let (with, without) = (metrics(&dir.join("with")), metrics(&dir.join("without")));
+    let header: Vec<&str> = with[0].split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let (train, test) = (
+        col("online_probe_train_top1"),
+        col("online_probe_test_top1"),
+    );
+    for (a, b) in with.iter().zip(&without).skip(1) {
+        let fields: Vec<&str> = a.split(',').collect();
+        let other: Vec<&str> = b.split(',').collect();
+        for (i, name) in header.iter().enumerate() {
+            if ![train, test, col("images_per_s")].contains(&i) {
+                assert_eq!(fields[i], other[i], "{name}: {a} vs {b}");
+            }
+        }
+        assert!(other[train].is_empty() && other[test].is_empty(), "{b}");
+    }
+    let last_row = with.last().unwrap();
+    let last: Vec<f64> = last_row
+        .split(',')
+        .map(|f| f.parse().unwrap_or(f64::NAN))
+        .collect();
+    for v in [last[train], last[test]] {
+        assert!((0.0..=100.0).contains(&v), "{last_row}");
+    }
+    // Random init has no probe figures.
+    assert!(
+        with[1].split(',').nth(train).unwrap().is_empty(),
+        "{}",
+        with[1]
     );
 }

@@ -298,6 +298,8 @@ const HELP: &str = "cargo xtask <task>
   train --config FILE [--device cpu|cuda|wgpu] [--resume | --overwrite] [--stop-after N] [--release]
   eval --checkpoint DIR [--device D] [--protocol knn|wmse-knn|wmse-linear|flatness|all]
   export --checkpoint DIR --out FILE.safetensors
+  report --run DIR                 (write a run's report.md and plots again)
+  compare RUN_A RUN_B [--out DIR]  (runs side by side: compare.md and plots)
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D]
   parity
@@ -318,6 +320,8 @@ fn main() -> ExitCode {
         Some("train") => unmix(&[vec!["train".to_string()], rest].concat(), release),
         Some("eval") => unmix(&[vec!["eval".to_string()], rest].concat(), release),
         Some("export") => unmix(&[vec!["export".to_string()], rest].concat(), release),
+        Some("report") => unmix(&[vec!["report".to_string()], rest].concat(), release),
+        Some("compare") => unmix(&[vec!["compare".to_string()], rest].concat(), release),
         Some("cut-dataset") => {
             let source = rest
                 .iter()

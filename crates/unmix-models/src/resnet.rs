@@ -349,6 +349,22 @@ pub struct ResNet {
 }
 
 impl ResNet {
+    /// Width of the pooled features: the output channels of the last block (the stem's when
+    /// there is none).
+    pub fn feature_dim(&self) -> usize {
+        let last = self
+            .layer4
+            .last()
+            .or(self.layer3.last())
+            .or(self.layer2.last())
+            .or(self.layer1.last());
+        let conv = match last {
+            Some(b) => b.conv3.as_ref().unwrap_or(&b.conv2),
+            None => &self.conv1,
+        };
+        conv.weight.dims()[0]
+    }
+
     /// Pooled features `[N, feature_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = relu(self.bn1.forward(self.conv1.forward(x)));

@@ -273,8 +273,15 @@ fn resnet34_and_resnet50_have_the_published_shapes() {
     );
     let y = net.forward(Tensor::zeros([2, 3, 32, 32], &device));
     assert_eq!(y.dims(), [2, 2 * 8 * 4]);
-    let y = narrow(r34).forward(Tensor::zeros([2, 3, 8, 8], &device));
+    assert_eq!(
+        net.feature_dim(),
+        2 * 8 * 4,
+        "the module's own feature width"
+    );
+    let r34 = narrow(r34);
+    let y = r34.forward(Tensor::zeros([2, 3, 8, 8], &device));
     assert_eq!(y.dims(), [2, 16]);
+    assert_eq!(r34.feature_dim(), 16);
 }
 
 /// `stem_init = "pytorch_default"` (the CIFAR demo's replaced stem): `U(−1/√fan_in, 1/√fan_in)`,

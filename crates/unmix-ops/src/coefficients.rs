@@ -35,6 +35,24 @@ pub struct MixDraw {
 }
 
 impl MixDraw {
+    /// The λ the mixture carries for `h × w` images: the drawn one for a global mixture, the
+    /// exact share of each sample's own pixels after the box is cut for a region one (as
+    /// [`crate::region_mix`] returns it).
+    ///
+    /// ```
+    /// use unmix_ops::{CutBox, MixDraw, MixKind};
+    ///
+    /// let cut = CutBox { row_start: 0, row_end: 2, col_start: 0, col_end: 2 };
+    /// let draw = MixDraw { kind: MixKind::Region, lambda: 0.8, cut: Some(cut) };
+    /// assert_eq!(draw.mixed_lambda(4, 4), 0.75); // 4 of 16 pixels come from the partner
+    /// ```
+    pub fn mixed_lambda(&self, h: usize, w: usize) -> f64 {
+        match (self.kind, self.cut) {
+            (MixKind::Region, Some(cut)) => 1.0 - cut.area() as f64 / (h * w) as f64,
+            _ => self.lambda,
+        }
+    }
+
     /// Draws `r ~ U(0,1)`, `λ ~ Beta(β,β)` and, for a region mixture, the box for an `h × w`
     /// image, in that order (the reference code's order).
     ///

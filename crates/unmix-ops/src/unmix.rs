@@ -192,7 +192,7 @@ impl UnMix {
                     images,
                     dims,
                     // As `region_mix`: the exact share of each sample's own pixels.
-                    lambda: 1.0 - cut.area() as f64 / (h * w) as f64,
+                    lambda: draw.mixed_lambda(h, w),
                     kind: MixKind::Region,
                 }
             }

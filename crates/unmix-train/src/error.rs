@@ -34,6 +34,14 @@ pub enum TrainError {
     /// An Un-Mix setting problem.
     #[error(transparent)]
     Ops(#[from] unmix_ops::OpsError),
+    /// A report or one of its figures could not be made.
+    #[error("{path}: {message}")]
+    Report {
+        /// The file being written or read.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -16,6 +16,7 @@
 //!   [`run::parity`], one recorded step for the PyTorch references.
 //! - [`eval`]: the weighted kNN monitor, W-MSE's k-NN and linear protocols, and
 //!   [`eval::evaluate_checkpoint`].
+//! - [`report`]: each run's `report.md` with its plots, and runs side by side.
 //! - [`device`]: `cpu|cuda|wgpu` names to a Burn [`burn::prelude::Device`].
 
 pub mod config;
@@ -25,6 +26,7 @@ pub mod eval;
 pub mod method;
 pub mod methods;
 pub mod optim;
+pub mod report;
 pub mod run;
 
 pub use config::TrainConfig;

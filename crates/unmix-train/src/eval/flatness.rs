@@ -44,7 +44,7 @@ impl Default for FlatnessConfig {
 }
 
 /// What [`flatness_of_logits`] measured; every figure is a mean over the images.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Flatness {
     /// Images (= instances) predicted among.
     pub images: usize,

@@ -64,6 +64,23 @@ fn rows(features: &RawFeatures<'_>, ids: &[usize], device: &Device) -> Tensor<2>
     Tensor::from_data(TensorData::new(data, [ids.len(), features.dim]), device)
 }
 
+/// How many rows of `logits` `[N, classes]` rank their label first, and within the first `top`.
+pub(crate) fn top_hits(logits: Tensor<2>, labels: &[u16], top: usize) -> (usize, usize) {
+    let best = logits
+        .argsort_descending(1)
+        .narrow(1, 0, top)
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .expect("class ids");
+    let (mut top1, mut topk) = (0, 0);
+    for (ranked, &label) in best.chunks(top).zip(labels) {
+        top1 += usize::from(ranked[0] == label as i64);
+        topk += usize::from(ranked.contains(&(label as i64)));
+    }
+    (top1, topk)
+}
+
 /// Trains a linear classifier on `train` (seeded by `seed`) and scores it on `test`.
 ///
 /// ```
@@ -129,19 +146,10 @@ pub fn linear_probe(
     let all: Vec<usize> = (0..test_labels.len()).collect();
     for block in all.chunks(4096) {
         let logits = clf.forward(rows(&test, block, &eval_device));
-        let best = logits
-            .argsort_descending(1)
-            .narrow(1, 0, top)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .expect("class ids");
-        for (r, &i) in block.iter().enumerate() {
-            let label = test_labels[i] as i64;
-            let ranked = &best[r * top..(r + 1) * top];
-            top1 += usize::from(ranked[0] == label);
-            top5 += usize::from(ranked.contains(&label));
-        }
+        let labels: Vec<u16> = block.iter().map(|&i| test_labels[i]).collect();
+        let (hits1, hits5) = top_hits(logits, &labels, top);
+        top1 += hits1;
+        top5 += hits5;
     }
     let m = test_labels.len().max(1) as f64;
     LinearProbeScores {

@@ -1,14 +1,19 @@
 //! Evaluation of a trained encoder: the weighted kNN monitor ([`knn`]), run during training and
 //! on a checkpoint; on a checkpoint also W-MSE's 5-NN majority vote ([`wmse_knn`]) and linear
 //! evaluation ([`linear`]), and the flatness of its instance-discrimination predictions
-//! ([`flatness`]). Each further protocol (semi-supervised, augmented linear) is one file here.
+//! ([`flatness`]), linear evaluation with train-time augmentation by MoCo's and SwAV's recipes
+//! ([`linear_augmented`]) and semi-supervised fine-tuning ([`semi`]), both trained by
+//! [`classifier`].
 
+pub mod classifier;
 pub mod flatness;
 pub mod knn;
 pub mod linear;
+pub mod linear_augmented;
+pub mod semi;
 pub mod wmse_knn;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -59,6 +64,12 @@ pub struct EvalConfig {
     pub every_epochs: usize,
     /// Features used.
     pub features: FeatureKind,
+    /// Train solo-learn's online linear probe during pre-training (on detached backbone
+    /// features; off by itself when the dataset has no labels).
+    pub online_probe: bool,
+    /// The online probe's base learning rate (solo-learn's `classifier_lr`), following the
+    /// run's schedule.
+    pub online_probe_lr: f64,
 }
 
 impl Default for EvalConfig {
@@ -68,6 +79,8 @@ impl Default for EvalConfig {
             knn_t: 0.1,
             every_epochs: 1,
             features: FeatureKind::Projection,
+            online_probe: true,
+            online_probe_lr: 0.1,
         }
     }
 }
@@ -80,6 +93,13 @@ impl EvalConfig {
                 "eval.knn_k / eval.knn_t",
                 format!("{} / {}", self.knn_k, self.knn_t),
                 "expected k >= 1 and t > 0",
+            ));
+        }
+        if self.online_probe_lr.is_nan() || self.online_probe_lr <= 0.0 {
+            return Err(TrainError::value(
+                "eval.online_probe_lr",
+                self.online_probe_lr,
+                "expected a positive learning rate",
             ));
         }
         Ok(())
@@ -208,6 +228,76 @@ pub enum Protocol {
     /// The flatness of the instance-discrimination predictions on held-out images
     /// ([`flatness`], the Un-Mix paper's Figure 3).
     Flatness,
+    /// Linear evaluation on the frozen trunk with train-time augmentation, MoCo's
+    /// `main_lincls.py` recipe ([`linear_augmented::moco`]).
+    LinearMoco,
+    /// The same with SwAV's `eval_linear.py` recipe ([`linear_augmented::swav`]).
+    LinearSwav,
+    /// Semi-supervised fine-tuning of the whole network on a share of the labels ([`semi`]).
+    Semi(semi::LabelShare),
+}
+
+/// Settings of `unmix eval` beside the protocol.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvalOptions {
+    /// Also write the features a `wmse-*` protocol used, with the labels, to this safetensors
+    /// file (`train/features`, `train/labels`, `test/...`).
+    pub save_features: Option<PathBuf>,
+    /// Epochs of the trained protocols (`linear`, `linear-swav`, `semi`) instead of the
+    /// recipe's, for a quick look; the table says so.
+    pub epochs: Option<usize>,
+    /// The labelled images of `semi`: a list file of training-image indices instead of the
+    /// seeded class-balanced draw ([`semi::read_subset_list`]).
+    pub labels_list: Option<PathBuf>,
+}
+
+impl EvalOptions {
+    /// `recipe` with the epochs override applied (milestones scaled with the epochs).
+    fn apply(&self, mut recipe: classifier::ClassifierRecipe) -> classifier::ClassifierRecipe {
+        if let Some(epochs) = self.epochs {
+            let old = recipe.epochs;
+            if let classifier::EpochSchedule::Steps { milestones, .. } = &mut recipe.schedule {
+                milestones
+                    .iter_mut()
+                    .for_each(|m| *m = *m * epochs / old.max(1));
+            }
+            recipe.epochs = epochs;
+        }
+        recipe
+    }
+
+    fn recipe(&self, protocol: Protocol) -> Option<classifier::ClassifierRecipe> {
+        Some(self.apply(match protocol {
+            Protocol::LinearMoco => linear_augmented::moco(),
+            Protocol::LinearSwav => linear_augmented::swav(),
+            Protocol::Semi(share) => semi::recipe(share),
+            _ => return None,
+        }))
+    }
+}
+
+/// A recipe's settings, for a results table.
+fn describe_recipe(r: &classifier::ClassifierRecipe) -> String {
+    let schedule = match &r.schedule {
+        classifier::EpochSchedule::Steps { milestones, gamma } => format!(
+            "×{gamma} at epochs {}",
+            milestones
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        classifier::EpochSchedule::Cosine => "cosine to 0".into(),
+    };
+    let lr = if r.trunk_lr == 0.0 {
+        format!("lr {}", r.head_lr)
+    } else {
+        format!("lr trunk {} / head {}", r.trunk_lr, r.head_lr)
+    };
+    format!(
+        "SGD {lr}, momentum {}, wd {}, {schedule}, {} epochs, batch {}; RRC {}–{} + flip",
+        r.momentum, r.weight_decay, r.epochs, r.batch_size, r.crop_scale[0], r.crop_scale[1]
+    )
 }
 
 /// What a protocol returns.
@@ -231,6 +321,36 @@ pub struct Scores {
 impl Protocol {
     /// What the protocol is, with its parameters, for a results table.
     pub fn describe(self, config: &TrainConfig) -> String {
+        self.describe_with(config, &EvalOptions::default())
+    }
+
+    /// [`Self::describe`] with `options` applied (the trained protocols' epochs, the label list).
+    pub fn describe_with(self, config: &TrainConfig, options: &EvalOptions) -> String {
+        if let Some(r) = options.recipe(self) {
+            return match self {
+                Protocol::LinearMoco => format!(
+                    "linear, MoCo's recipe (frozen trunk in eval mode, head N(0, 0.01); {})",
+                    describe_recipe(&r)
+                ),
+                Protocol::LinearSwav => format!(
+                    "linear, SwAV's recipe (frozen trunk in eval mode, head N(0, 0.01); {})",
+                    describe_recipe(&r)
+                ),
+                Protocol::Semi(share) => format!(
+                    "semi-supervised fine-tuning, SwAV's recipe ({}; whole network, new head; {})",
+                    match &options.labels_list {
+                        Some(p) => format!("the labelled images listed in {}", p.display()),
+                        None => format!(
+                            "{}% of the labels, class-balanced, seed {}",
+                            100.0 * share.fraction(),
+                            config.run.seed
+                        ),
+                    },
+                    describe_recipe(&r)
+                ),
+                _ => unreachable!("only the trained protocols have a recipe"),
+            };
+        }
         match self {
             Protocol::WeightedKnn => format!(
                 "weighted kNN (cosine, exp(sim/t), k {}, t {}, {} features)",
@@ -258,6 +378,9 @@ impl Protocol {
                     c.lr_start, c.lr_end, c.epochs, c.weight_decay, c.batch_size
                 )
             }
+            Protocol::LinearMoco | Protocol::LinearSwav | Protocol::Semi(_) => {
+                unreachable!("described by their recipe above")
+            }
         }
     }
 }
@@ -266,14 +389,14 @@ impl Protocol {
 pub const WMSE_K: usize = 5;
 
 /// What `protocol` measures on a checkpoint, with the config it was trained with;
-/// also the config and the training and test set sizes. `save_features` (W-MSE's protocols)
-/// writes the features the protocol used.
+/// also the config and the training and test set sizes (for `semi`, the labelled images).
 pub fn evaluate_checkpoint(
     dir: &Path,
     device: Option<&str>,
     protocol: Protocol,
-    save_features: Option<&Path>,
+    options: &EvalOptions,
 ) -> Result<(TrainConfig, Outcome, usize, usize), TrainError> {
+    let save_features = options.save_features.as_deref();
     let config = checkpoint::config_of(dir)?;
     let device = parse_device(device.unwrap_or(&config.run.device))?;
     let (train_set, test_set) = config.data.load()?;
@@ -286,6 +409,8 @@ pub fn evaluate_checkpoint(
         device: &'a Device,
         protocol: Protocol,
         save: Option<&'a Path>,
+        options: &'a EvalOptions,
+        labelled: &'a [usize],
     }
     impl MethodTask for Eval<'_> {
         type Output = Outcome;
@@ -319,9 +444,46 @@ pub fn evaluate_checkpoint(
                     seed,
                     device,
                 )),
+                Protocol::LinearMoco | Protocol::LinearSwav | Protocol::Semi(_) => {
+                    let recipe = self
+                        .options
+                        .recipe(self.protocol)
+                        .expect("a trained protocol");
+                    let (train, test) = sets;
+                    let labelled = train.subset(self.labelled);
+                    let trunk = model.backbones()[0].1;
+                    Outcome::Scores(classifier::train_classifier(
+                        trunk,
+                        &labelled,
+                        test,
+                        train.class_names.len(),
+                        &self.config.data.augmentation,
+                        &recipe,
+                        seed,
+                        device,
+                    )?)
+                }
             })
         }
     }
+    if train_set.labels.is_none() || test_set.labels.is_none() {
+        return Err(TrainError::value(
+            "data.dataset",
+            config.data.path.display(),
+            "expected labelled training and test images: every protocol scores classes",
+        ));
+    }
+    let labelled: Vec<usize> = match (protocol, &options.labels_list) {
+        (Protocol::Semi(_), Some(list)) => semi::read_subset_list(list, train_set.len())?,
+        (Protocol::Semi(share), None) => semi::balanced_subset(
+            train_set.labels.as_deref().unwrap_or_default(),
+            train_set.class_names.len(),
+            share.fraction(),
+            config.run.seed,
+        ),
+        _ => (0..train_set.len()).collect(),
+    };
+    let n_train = labelled.len();
     let scores = config.method.build(
         &config.model,
         train_set.len(),
@@ -334,7 +496,9 @@ pub fn evaluate_checkpoint(
             device: &device,
             protocol,
             save: save_features,
+            options,
+            labelled: &labelled,
         },
     )?;
-    Ok((config, scores, train_set.len(), test_set.len()))
+    Ok((config, scores, n_train, test_set.len()))
 }

@@ -49,6 +49,19 @@ pub fn save<M: Module>(
     state: &LoopState,
     config: &TrainConfig,
 ) -> Result<PathBuf, TrainError> {
+    save_with(run_dir, model, optim, state, config, |_| Ok(()))
+}
+
+/// [`save`], with `extra` writing more files into the checkpoint's folder before it is renamed
+/// into place (the online probe's).
+pub fn save_with<M: Module>(
+    run_dir: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    state: &LoopState,
+    config: &TrainConfig,
+    extra: impl FnOnce(&Path) -> Result<(), TrainError>,
+) -> Result<PathBuf, TrainError> {
     let fin = epoch_dir(run_dir, state.epoch);
     let tmp = fin.with_extension("tmp");
     let ck = |message: String| TrainError::Checkpoint {
@@ -75,6 +88,7 @@ pub fn save<M: Module>(
     std::fs::write(tmp.join("state.json"), json).map_err(|e| TrainError::io(&tmp, e))?;
     std::fs::write(tmp.join("config.toml"), config.to_toml())
         .map_err(|e| TrainError::io(&tmp, e))?;
+    extra(&tmp)?;
     if fin.exists() {
         std::fs::remove_dir_all(&fin).map_err(|e| TrainError::io(&fin, e))?;
     }

@@ -2,7 +2,7 @@
 //! initialisation), and optionally `steps.csv`, one row every `run.log_every_steps` steps.
 //!
 //! Columns are the loop's own (`epoch`, `step`, `lr`, `loss`, `lambda`, `images_per_s`,
-//! `knn_top1`) plus one `loss_<name>` column per named loss term the method returns, whatever
+//! `online_probe_train_top1`, `online_probe_test_top1`, `knn_top1`) plus one `loss_<name>` column per named loss term the method returns, whatever
 //! their names. An empty field means "not measured" (no kNN at that epoch, no Un-Mix λ); a
 //! measured NaN is written as `NaN`.
 //!
@@ -30,6 +30,11 @@ pub struct EpochRecord {
     pub lambda: Option<f64>,
     /// Training throughput.
     pub images_per_s: Option<f64>,
+    /// The online probe's accuracy (%) on the epoch's training batches, each before its update
+    /// (absent without a probe).
+    pub online_probe_train_top1: Option<f64>,
+    /// The online probe's accuracy (%) on the test images (at evaluated epochs).
+    pub online_probe_test_top1: Option<f64>,
     /// Weighted kNN top-1 in % (absent when not evaluated at this epoch).
     pub knn_top1: Option<f64>,
 }
@@ -42,7 +47,13 @@ impl EpochRecord {
 }
 
 const FIXED: [&str; 4] = ["epoch", "step", "lr", "loss"];
-const TAIL: [&str; 3] = ["lambda", "images_per_s", "knn_top1"];
+const TAIL: [&str; 5] = [
+    "lambda",
+    "images_per_s",
+    "online_probe_train_top1",
+    "online_probe_test_top1",
+    "knn_top1",
+];
 const TERM_PREFIX: &str = "loss_";
 
 fn field(v: Option<f64>) -> String {
@@ -123,7 +134,13 @@ impl MetricsFile {
                 .into_iter()
                 .chain([field(r.loss)])
                 .chain(terms.iter().map(|t| field(r.term(t))))
-                .chain([field(r.lambda), field(r.images_per_s), field(r.knn_top1)])
+                .chain([
+                    field(r.lambda),
+                    field(r.images_per_s),
+                    field(r.online_probe_train_top1),
+                    field(r.online_probe_test_top1),
+                    field(r.knn_top1),
+                ])
                 .collect();
             w.write_record(&row).map_err(csv_err)?;
         }
@@ -166,6 +183,8 @@ impl MetricsFile {
                     "lambda" => r.lambda = v,
                     "images_per_s" => r.images_per_s = v,
                     "knn_top1" => r.knn_top1 = v,
+                    "online_probe_train_top1" => r.online_probe_train_top1 = v,
+                    "online_probe_test_top1" => r.online_probe_test_top1 = v,
                     other => {
                         if let (Some(name), Some(v)) = (other.strip_prefix(TERM_PREFIX), v) {
                             r.terms.push((name.to_string(), v));
@@ -224,6 +243,12 @@ impl StepLog {
         }
         std::fs::write(&log.path, text).map_err(|e| TrainError::io(&log.path, e))?;
         Ok(log)
+    }
+
+    /// The rows of a `steps.csv` (none when it does not exist): `epoch` is 0 in each, the other
+    /// fields as logged.
+    pub fn read(path: &Path) -> Result<Vec<EpochRecord>, TrainError> {
+        MetricsFile::read(path)
     }
 
     /// Whether step `step` is one to log.
@@ -301,6 +326,8 @@ mod tests {
             terms: vec![("plain".into(), 4.5), ("mixed".into(), 1.25)],
             lambda: Some(0.5),
             images_per_s: Some(100.0),
+            online_probe_train_top1: Some(31.25),
+            online_probe_test_top1: None,
             knn_top1: None,
         };
         m.push(init.clone()).unwrap();
@@ -308,12 +335,14 @@ mod tests {
         let text = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
         assert_eq!(
             text.lines().next().unwrap(),
-            "epoch,step,lr,loss,loss_plain,loss_mixed,lambda,images_per_s,knn_top1"
+            "epoch,step,lr,loss,loss_plain,loss_mixed,lambda,images_per_s,\
+             online_probe_train_top1,online_probe_test_top1,knn_top1"
         );
         let rows = MetricsFile::read(&d.join("metrics.csv")).unwrap();
         assert_eq!(rows[0], init);
         assert!(rows[1].loss.unwrap().is_nan());
         assert_eq!(rows[1].knn_top1, None);
+        assert_eq!(rows[1].online_probe_train_top1, Some(31.25));
         assert_eq!(rows[1].term("mixed"), Some(1.25));
         assert_eq!(rows[1].terms, one.terms);
         let resumed = MetricsFile::resume(&d, 0).unwrap();

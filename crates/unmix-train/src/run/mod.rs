@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod export;
 mod loss_window;
 pub mod metrics;
+mod online_probe;
 pub mod parity;
 mod prefetch;
 mod progress;
@@ -65,6 +66,9 @@ pub struct TrainOutcome {
     pub train_images: usize,
     /// Evaluation images.
     pub test_images: usize,
+    /// The run's report (`report.md` and its figures); `None` when it could not be written,
+    /// which is reported on standard error and does not fail the finished run.
+    pub report: Option<crate::report::Report>,
 }
 
 /// Builds the configured method and trains it in `<run.out_dir>/<run.name>`.
@@ -173,6 +177,10 @@ pub(crate) fn loader_and_unmix<M: Method>(
     let loader = loader
         .with_image_mixture(mixture)
         .at("data.image_mixture")?;
-    let unmix = UnMix::new(config.unmix.clone(), seed ^ 0xA11C_E5ED).at("unmix")?;
-    Ok((loader, unmix))
+    Ok((loader, unmix_sampler(config)?))
+}
+
+/// The run's Un-Mix sampler, seeded by `run.seed`: step `s` always draws the same mixture.
+pub(crate) fn unmix_sampler(config: &TrainConfig) -> Result<UnMix, TrainError> {
+    UnMix::new(config.unmix.clone(), config.run.seed ^ 0xA11C_E5ED).at("unmix")
 }

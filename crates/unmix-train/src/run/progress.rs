@@ -64,8 +64,15 @@ impl Progress {
     /// The summary line of a finished epoch.
     pub(crate) fn epoch_done(&self, r: &EpochRecord) {
         let knn = r.knn_top1.map_or("-".to_string(), |k| format!("{k:.2}%"));
+        let probe = match (r.online_probe_train_top1, r.online_probe_test_top1) {
+            (Some(train), Some(test)) => {
+                format!(", online probe {train:.2}% train / {test:.2}% test")
+            }
+            (Some(train), None) => format!(", online probe {train:.2}% train"),
+            _ => String::new(),
+        };
         self.line(&format!(
-            "epoch {}/{}: loss {:.4} lr {:.4} {:.0} img/s kNN {knn}",
+            "epoch {}/{}: loss {:.4} lr {:.4} {:.0} img/s kNN {knn}{probe}",
             r.epoch,
             self.epochs,
             r.loss.unwrap_or(f64::NAN),

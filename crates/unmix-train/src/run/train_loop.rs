@@ -10,6 +10,7 @@ use unmix_data::{ImageSet, ViewTransform};
 use super::checkpoint::{self, LoopState};
 use super::loss_window::{LossWindow, WindowSums};
 use super::metrics::{EpochRecord, MetricsFile, StepLog};
+use super::online_probe::OnlineProbe;
 use super::prefetch::DeviceBatches;
 use super::progress::Progress;
 use super::{RunDir, RunOptions, TrainOutcome, loader_and_unmix, train_step};
@@ -17,7 +18,7 @@ use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::eval::knn_top1;
 use crate::method::{Method, StepContext, param_ids};
-use crate::optim::schedule::learning_rate;
+use crate::optim::schedule::{learning_rate, scaled_lr};
 use crate::optim::{ModuleOptimizer, build_optimizer};
 
 pub(crate) fn train_method<M: Method>(
@@ -35,6 +36,10 @@ pub(crate) fn train_method<M: Method>(
     let evaluate = |m: &M| knn_top1(m, config, (&train_set, &test_set), &transform, device);
     let (loader, unmix) = loader_and_unmix(&model, config, train_set.clone())?;
     let per_epoch = loader.batches_per_epoch();
+    let classes = train_set.class_names.len();
+    let probe_dim: usize = model.backbones().iter().map(|(_, r)| r.feature_dim()).sum();
+    let mut probe = (config.eval.online_probe && train_set.labels.is_some() && classes > 1)
+        .then(|| OnlineProbe::new(probe_dim, classes, config.eval.online_probe_lr, device));
     let Start {
         mut model,
         mut optim,
@@ -43,6 +48,11 @@ pub(crate) fn train_method<M: Method>(
         knn_random_init,
         mut metrics,
     } = start(model, config, options, dir, &evaluate)?;
+    if options.resume
+        && let (Some(p), Some(ck)) = (probe.take(), checkpoint::latest(dir)?)
+    {
+        probe = Some(p.load(&ck)?);
+    }
     std::fs::write(dir.join("config.toml"), config.to_toml())
         .map_err(|e| TrainError::io(dir, e))?;
     let mut step_log = StepLog::open(
@@ -78,6 +88,10 @@ pub(crate) fn train_method<M: Method>(
                 seed: config.run.seed,
             };
             lr = learning_rate(o, step, per_epoch);
+            if let Some(p) = probe.as_mut() {
+                // Before the step: the features the batch's update starts from.
+                p.step(&model, &batch, lr / scaled_lr(o));
+            }
             let tau = momentum.map(|schedule| schedule.at(ctx.progress));
             let optim_step = (&mut optim, lr, tau, all_params.as_slice());
             let (next, out) =
@@ -125,6 +139,11 @@ pub(crate) fn train_method<M: Method>(
                 (per_epoch * loader.batch_size()) as f64 / t0.elapsed().as_secs_f64(),
             ),
             knn_top1: evaluate_now.then(|| evaluate(&model)),
+            online_probe_train_top1: probe.as_mut().and_then(OnlineProbe::take_train_top1),
+            online_probe_test_top1: probe
+                .as_ref()
+                .filter(|_| evaluate_now)
+                .and_then(|p| p.test_top1(&model, &test_set, &transform, device)),
             ..sums.means()
         };
         // The row first: a crash before the checkpoint is renamed into place resumes from the
@@ -137,13 +156,24 @@ pub(crate) fn train_method<M: Method>(
             knn_random_init: Some(knn_random_init),
             knn_top1: record.knn_top1,
         };
-        checkpoint::save(dir, &model, &optim, &state, config)?;
+        checkpoint::save_with(dir, &model, &optim, &state, config, |tmp| match &probe {
+            Some(p) => p.save(tmp),
+            None => Ok(()),
+        })?;
         progress.epoch_done(&record);
     }
     progress.finish();
     let knn_final = match metrics.rows().iter().rev().find_map(|r| r.knn_top1) {
         Some(k) if metrics.rows().len() > 1 => k,
         _ => evaluate(&model),
+    };
+    // Every checkpoint is on disk by now: a report that cannot be written costs no work.
+    let report = match crate::report::run_report::write(dir, config, &model, &test_set, device) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("warning: the run finished, but its report was not written: {e}");
+            None
+        }
     };
     Ok(TrainOutcome {
         history: metrics.rows().to_vec(),
@@ -153,6 +183,7 @@ pub(crate) fn train_method<M: Method>(
         seconds: started.elapsed().as_secs_f64(),
         train_images: train_set.len(),
         test_images: test_set.len(),
+        report,
     })
 }
 

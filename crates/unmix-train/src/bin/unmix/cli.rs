@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use unmix_train::eval::{Outcome, Protocol, evaluate_checkpoint};
+use unmix_train::eval::semi::LabelShare;
+use unmix_train::eval::{EvalOptions, Outcome, Protocol, evaluate_checkpoint};
 use unmix_train::run::checkpoint;
 use unmix_train::{RunOptions, TrainConfig, TrainError, train};
 
@@ -61,14 +62,44 @@ pub(crate) enum Command {
         /// 5-NN majority vote on un-normalised backbone features (Euclidean); `wmse-linear`:
         /// W-MSE's linear evaluation on the same features (top-1 and top-5); `flatness`: the
         /// instance-discrimination predictions' entropy and confidence on held-out images (the
-        /// Un-Mix paper's Figure 3); `all`: each of them.
+        /// Un-Mix paper's Figure 3); `linear` / `linear-swav`: a linear head on the frozen trunk
+        /// with train-time augmentation, by MoCo's / SwAV's recipe; `semi`: fine-tuning of the
+        /// whole network on a share of the labels (`--labels`); `all`: each of them.
         #[arg(long, default_value = "knn",
-              value_parser = ["knn", "wmse-knn", "wmse-linear", "flatness", "all"])]
+              value_parser = ["knn", "wmse-knn", "wmse-linear", "flatness", "linear", "linear-swav", "semi", "all"])]
         protocol: String,
+        /// `semi`'s labelled images: `1%` or `10%` of each class (seeded by `run.seed`), or a
+        /// file of training-image indices, one per line.
+        #[arg(long, default_value = "10%")]
+        labels: String,
+        /// Epochs of `linear`, `linear-swav` and `semi` instead of their recipe's (step
+        /// milestones scaled alike), for a quick look; the table names the epochs run.
+        #[arg(long)]
+        epochs: Option<usize>,
         /// Also write the features a `wmse-*` protocol used, with the labels, to this
         /// safetensors file (`train/features`, `train/labels`, `test/...`).
         #[arg(long)]
         save_features: Option<PathBuf>,
+    },
+    /// Write a run's report again from its latest checkpoint: `report.md`, `report.toml` and the
+    /// figures in `plots/` (every run writes them when it ends).
+    Report {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// Backend (overrides the run's `run.device`).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Put runs side by side: `compare.md` (results, flatness, the config keys that differ) and
+    /// figures overlaying them, from what each run wrote.
+    Compare {
+        /// Run directories (two or more).
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        /// Where `compare.md` and `plots/` go (default: `runs/compare-<A>-vs-<B>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Write a checkpoint's backbone to safetensors under torchvision's parameter names, for
     /// `torchvision.models.resnet18()` and the like (the printed snippet loads it).
@@ -203,14 +234,56 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
                 out.seconds,
                 out.run_dir.display()
             );
+            if let Some(report) = &out.report {
+                println!("report: {}", report.markdown.display());
+            }
+            Ok(())
+        }
+        Command::Report { run, device } => {
+            let report = unmix_train::report::write_report(&run, device.as_deref())?;
+            println!(
+                "report: {} ({} figure files)",
+                report.markdown.display(),
+                report.figures.len()
+            );
+            Ok(())
+        }
+        Command::Compare { runs, out } => {
+            let out = out.unwrap_or_else(|| {
+                let name = |p: &PathBuf| {
+                    p.file_name()
+                        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
+                };
+                let names: Vec<String> = runs.iter().map(name).collect();
+                PathBuf::from("runs").join(format!("compare-{}", names.join("-vs-")))
+            });
+            let report = unmix_train::report::write_comparison(&runs, &out)?;
+            println!(
+                "comparison: {} ({} figure files)",
+                report.markdown.display(),
+                report.figures.len()
+            );
             Ok(())
         }
         Command::Eval {
             checkpoint,
             device,
             protocol,
+            labels,
+            epochs,
             save_features,
         } => {
+            let (share, labels_list) = match labels.as_str() {
+                "1%" => (LabelShare::OnePercent, None),
+                "10%" => (LabelShare::TenPercent, None),
+                // A list file: the 10% recipe's rates (the share the file holds is not known).
+                file => (LabelShare::TenPercent, Some(PathBuf::from(file))),
+            };
+            let options = EvalOptions {
+                save_features,
+                epochs,
+                labels_list,
+            };
             let dirs = checkpoint
                 .into_iter()
                 .map(checkpoint_dir)
@@ -219,10 +292,16 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
                 "wmse-knn" => vec![Protocol::WmseKnn],
                 "wmse-linear" => vec![Protocol::WmseLinear],
                 "flatness" => vec![Protocol::Flatness],
+                "linear" => vec![Protocol::LinearMoco],
+                "linear-swav" => vec![Protocol::LinearSwav],
+                "semi" => vec![Protocol::Semi(share)],
                 "all" => vec![
                     Protocol::WeightedKnn,
                     Protocol::WmseKnn,
                     Protocol::WmseLinear,
+                    Protocol::LinearMoco,
+                    Protocol::LinearSwav,
+                    Protocol::Semi(share),
                     Protocol::Flatness,
                 ],
                 _ => vec![Protocol::WeightedKnn],
@@ -230,13 +309,9 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             let (mut scores, mut flat) = (Vec::new(), Vec::new());
             for protocol in protocols {
                 for dir in &dirs {
-                    let (cfg, outcome, n_train, n_test) = evaluate_checkpoint(
-                        dir,
-                        device.as_deref(),
-                        protocol,
-                        save_features.as_deref(),
-                    )?;
-                    let what = protocol.describe(&cfg);
+                    let (cfg, outcome, n_train, n_test) =
+                        evaluate_checkpoint(dir, device.as_deref(), protocol, &options)?;
+                    let what = protocol.describe_with(&cfg, &options);
                     match outcome {
                         Outcome::Scores(s) => scores.push(format!(
                             "| {} | {what} | {n_train} images | {n_test} images | {:.2}% | {} |",
