@@ -115,6 +115,33 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A tick label with as many decimals as an axis spanning `range` needs to tell its ticks apart
+/// (about ten ticks), and no more.
+///
+/// ```
+/// use unmix_train::report::plot::tick;
+///
+/// assert_eq!(tick(0.010015, (0.01, 0.01002)), "0.010015");
+/// assert_eq!(tick(40.0, (0.0, 100.0)), "40");
+/// assert_eq!(tick(0.25, (0.0, 1.0)), "0.25");
+/// ```
+pub fn tick(v: f64, range: (f64, f64)) -> String {
+    let step = ((range.1 - range.0) / 10.0).abs();
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-step.log10().floor()).max(0.0) as usize + 1
+    } else {
+        2
+    };
+    let text = format!("{v:.decimals$}");
+    // 0.250 -> 0.25, 40.0 -> 40
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
+    if text == "-0" { "0".into() } else { text }
+}
+
 fn finite(points: &[(f64, f64)]) -> impl Iterator<Item = (f64, f64)> + '_ {
     points
         .iter()
@@ -164,6 +191,8 @@ where
         .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|v| tick(*v, x))
+        .y_label_formatter(&|v| tick(*v, y))
         .x_desc(figure.x_label.as_str())
         .y_desc(figure.y_label.as_str())
         .label_style((FAMILY, 14))

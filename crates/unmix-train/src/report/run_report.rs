@@ -465,7 +465,7 @@ fn markdown_text(
     }
     let _ = writeln!(
         md,
-        "\nMore protocols (W-MSE's k-NN and linear evaluation): `cargo xtask eval --checkpoint {} --protocol all`.\n",
+        "\nMore protocols (W-MSE's k-NN and linear evaluation, linear evaluation by MoCo's and SwAV's recipes, semi-supervised fine-tuning): `cargo xtask eval --checkpoint {} --protocol all`.\n",
         config.run.out_dir.join(&config.run.name).display()
     );
     let _ = writeln!(
