@@ -43,6 +43,9 @@ fn train(
     config.data.train_per_class = Some(per_class);
     config.data.test_per_class = Some(100);
     config.optim.epochs = epochs;
+    // The online probe costs a forward of one view per step and never changes the run (tested
+    // in tests/cli.rs); it is checked once, in `linear_evaluation_of_a_trained_encoder_…`.
+    config.eval.online_probe = false;
     if let Some(cap) = max_warmup_steps {
         config.optim.warmup_steps = config.optim.warmup_steps.min(cap);
     }
