@@ -194,7 +194,9 @@ pub fn train_classifier(
         },
         head,
     };
+    // Parameter ids survive optimiser steps: the trunk's group is listed once.
     let all_params = crate::method::param_ids(&model);
+    let trunk_group = ParamGroup::of(&model.trunk, recipe.trunk_lr / recipe.head_lr);
     for epoch in 0..recipe.epochs {
         let lr = recipe.head_lr * recipe.schedule.factor(epoch, recipe.epochs);
         for host in loader.epoch(epoch as u64, 0) {
@@ -209,10 +211,7 @@ pub fn train_classifier(
             } else {
                 let images = images.autodiff();
                 let loss = loss_fn.forward(model.forward(images), labels);
-                let groups = vec![ParamGroup::of(
-                    &model.trunk,
-                    recipe.trunk_lr / recipe.head_lr,
-                )];
+                let groups = vec![trunk_group.clone()];
                 model = grouped_step(&mut optim, model, loss.backward(), lr, groups, &all_params);
             }
         }

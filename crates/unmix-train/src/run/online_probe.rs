@@ -19,7 +19,7 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
@@ -36,6 +36,7 @@ pub(crate) struct OnlineProbe {
     head: Linear,
     optim: ModuleOptimizer,
     lr: f64,
+    loss: CrossEntropyLoss,
     correct: Option<Tensor<1, Int>>,
     seen: usize,
 }
@@ -58,6 +59,7 @@ impl OnlineProbe {
         Self {
             head: LinearConfig::new(dim, classes).init(&device),
             optim: optimiser(),
+            loss: CrossEntropyLossConfig::new().init(&device),
             lr,
             correct: None,
             seen: 0,
@@ -91,9 +93,7 @@ impl OnlineProbe {
             None => hits,
         });
         self.seen += labels.len();
-        let loss = CrossEntropyLossConfig::new()
-            .init(&device)
-            .forward(logits, targets);
+        let loss = self.loss.forward(logits, targets);
         let grads = GradientsParams::from_grads(loss.backward(), &self.head);
         self.head = self
             .optim
