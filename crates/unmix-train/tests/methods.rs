@@ -27,14 +27,18 @@ fn encoder() -> EncoderConfig {
     }
 }
 
+/// Six images per view, the same on every call. Drawn on the host from a local seeded generator:
+/// the device's generator is one per process, shared by the tests running beside this one, so
+/// `device.seed` followed by `Tensor::random` could interleave with another test's draws.
 fn batch(device: &Device, views: usize) -> MultiViewBatch {
-    device.seed(7);
-    let view = |size| {
-        Tensor::<4>::random(
-            [6, 3, size, size],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            device,
-        )
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut view = |size: usize| {
+        let values: Vec<f32> = (0..6 * 3 * size * size)
+            .map(|_| rand_distr::StandardNormal.sample(&mut rng))
+            .collect();
+        Tensor::<4>::from_data(TensorData::new(values, [6, 3, size, size]), device)
     };
     let mut all = vec![view(12), view(12)];
     all.extend((2..views).map(|_| view(8)));
@@ -413,7 +417,12 @@ fn invariance_propagation_identity_mixture_equals_instance_loss() {
     let propagation = term(&out, "propagation").unwrap();
     let instance = term(&out, "instance").unwrap();
     let total: f32 = out.loss.into_scalar();
-    assert!(propagation > 0.0);
+    // Its sign depends on the untrained weights (3 positives can outweigh 8 background rows),
+    // and those come from the process's shared generator, so only that it is there.
+    assert!(
+        propagation.is_finite() && propagation != 0.0,
+        "{propagation}"
+    );
     assert!((total - instance - propagation).abs() < 1e-5);
 }
 
