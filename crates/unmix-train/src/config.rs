@@ -4,6 +4,7 @@
 //! (algorithms.md §1.6A for MoCo on CIFAR). The resolved config is written into every run
 //! directory as `config.toml`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -161,41 +162,47 @@ impl TrainConfig {
         self.method.validate(&self.model, batch)
     }
 
-    /// Every key whose value differs between `self` and `other`, as `key: a -> b`, in key
-    /// order.
-    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
-        fn walk(
-            prefix: &str,
-            a: Option<&toml::Value>,
-            b: Option<&toml::Value>,
-            out: &mut Vec<String>,
-        ) {
-            match (a, b) {
-                (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
-                    let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-                    keys.sort();
-                    keys.dedup();
-                    for k in keys {
+    /// Every value of the config under its dotted key (`optim.lr`, `method.queue_len`), in key
+    /// order; an array is one value.
+    pub fn leaves(&self) -> BTreeMap<String, toml::Value> {
+        fn walk(prefix: &str, value: toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+            match value {
+                toml::Value::Table(table) => {
+                    for (k, v) in table {
                         let key = if prefix.is_empty() {
-                            k.clone()
+                            k
                         } else {
                             format!("{prefix}.{k}")
                         };
-                        walk(&key, x.get(k), y.get(k), out);
+                        walk(&key, v, out);
                     }
                 }
-                (a, b) if a != b => {
-                    let show =
-                        |v: Option<&toml::Value>| v.map_or("(absent)".into(), |v| v.to_string());
-                    out.push(format!("{prefix}: {} -> {}", show(a), show(b)));
+                leaf => {
+                    out.insert(prefix.to_string(), leaf);
                 }
-                _ => {}
             }
         }
-        let value = |c: &TrainConfig| toml::Value::try_from(c).expect("config serialises");
-        let mut out = Vec::new();
-        walk("", Some(&value(self)), Some(&value(other)), &mut out);
+        let mut out = BTreeMap::new();
+        walk(
+            "",
+            toml::Value::try_from(self).expect("config serialises"),
+            &mut out,
+        );
         out
+    }
+
+    /// Every key whose value differs between `self` and `other`, as `key: a -> b`, in key
+    /// order; a key only one of them has shows `(absent)` on the other side.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
+        let (a, b) = (self.leaves(), other.leaves());
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let show = |v: Option<&toml::Value>| v.map_or("(absent)".into(), |v| v.to_string());
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| format!("{k}: {} -> {}", show(a.get(k)), show(b.get(k))))
+            .collect()
     }
 
     /// The differences between the config a checkpoint recorded and the one a resumed run is
@@ -445,6 +452,36 @@ mod tests {
                 assert_eq!(diff[1], "unmix.enabled: false -> true");
             }
         }
+    }
+
+    /// Leaves are the dotted keys with their values; a key of one method only is `(absent)` in
+    /// the other's differences.
+    #[test]
+    fn leaves_and_differences_name_dotted_keys() {
+        let parse = |method: &str| -> TrainConfig {
+            toml::from_str(&format!(
+                "[data]\ndataset = \"cifar10\"\npath = \"x\"\n[method]\n{method}\n"
+            ))
+            .unwrap()
+        };
+        let moco = parse("kind = \"moco\"\nqueue_len = 512");
+        let leaves = moco.leaves();
+        assert_eq!(leaves["method.queue_len"], toml::Value::Integer(512));
+        assert_eq!(
+            leaves["data.dataset"],
+            toml::Value::String("cifar10".into())
+        );
+        assert!(!leaves.keys().any(|k| k == "method" || k.ends_with('.')));
+        let diff = moco.differences(&parse("kind = \"simclr\""));
+        assert!(
+            diff.contains(&"method.kind: \"moco\" -> \"simclr\"".to_string()),
+            "{diff:?}"
+        );
+        assert!(
+            diff.contains(&"method.queue_len: 512 -> (absent)".to_string()),
+            "{diff:?}"
+        );
+        assert!(moco.differences(&moco).is_empty());
     }
 
     #[test]

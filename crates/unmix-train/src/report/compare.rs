@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::plot::{Chart, Figure, Series};
 use super::run_report::{Report, ReportSummary, flatness_table, loss_series};
+use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::run::metrics::{EpochRecord, MetricsFile};
 
@@ -18,25 +19,6 @@ struct Run {
     summary: ReportSummary,
     rows: Vec<EpochRecord>,
     config: BTreeMap<String, String>,
-}
-
-/// `table` flattened to dotted keys and their TOML values.
-fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
-    match value {
-        toml::Value::Table(t) => {
-            for (k, v) in t {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
 }
 
 fn read_run(dir: &Path) -> Result<Run, TrainError> {
@@ -60,16 +42,12 @@ fn read_run(dir: &Path) -> Result<Run, TrainError> {
         path: summary_path.clone(),
         message: e.to_string(),
     })?;
-    let config_path = dir.join("config.toml");
-    let config_text =
-        std::fs::read_to_string(&config_path).map_err(|e| TrainError::io(&config_path, e))?;
-    let config_value: toml::Value =
-        toml::from_str(&config_text).map_err(|e| TrainError::Config {
-            path: config_path.clone(),
-            message: e.to_string(),
-        })?;
-    let mut config = BTreeMap::new();
-    flatten("", &config_value, &mut config);
+    // Read as the type, so that a run written before a key existed shows that key's default.
+    let config = TrainConfig::load(&dir.join("config.toml"))?
+        .leaves()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
     let label = dir.file_name().map_or_else(
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
