@@ -306,6 +306,46 @@ fn train_writes_a_run_directory_and_resume_reproduces_an_uninterrupted_run() {
     assert!(!ok && text.contains("--protocol"), "{text}");
 }
 
+/// CMC's two encoders under the trained protocols: the L half reads the first channel, the ab
+/// half the other two, and the head sees both features (CMC's evaluation); one epoch each.
+#[test]
+fn cmc_trained_protocols_read_both_halves() {
+    let dir = tmp("cmc-eval");
+    let cfg = dir.join("cmc.toml");
+    let text = std::fs::read_to_string(tiny_config(&dir, ""))
+        .unwrap()
+        .replace(
+            "kind = \"moco\"\nqueue_len = 256",
+            "kind = \"cmc\"\nnce_k = 64\nfirst_channels = 1",
+        )
+        .replace("bn_splits = 2", "")
+        .replace("epochs = 2", "epochs = 1")
+        .replace(
+            "mean = [0.286, 0.286, 0.286]\nstd = [0.353, 0.353, 0.353]",
+            "color_space = \"ycbcr\"\nmean = [116.151, 121.080, 132.342]\n\
+             std = [109.500, 111.855, 111.964]",
+        );
+    assert!(text.contains("\"cmc\"") && text.contains("ycbcr"), "{text}");
+    std::fs::write(&cfg, text).unwrap();
+    let (ok, text) = unmix(&["train", "--config", cfg.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let run = dir.join("tiny");
+    for protocol in ["linear", "semi"] {
+        let (ok, text) = unmix(&[
+            "eval",
+            "--checkpoint",
+            run.to_str().unwrap(),
+            "--protocol",
+            protocol,
+            "--epochs",
+            "1",
+        ]);
+        assert!(ok, "{protocol}: {text}");
+        let row = text.lines().find(|l| l.contains("images |")).unwrap();
+        assert!(row.ends_with('|') && row.matches('%').count() >= 2, "{row}");
+    }
+}
+
 /// Everything under `dir` with its contents, to show a refused command changed nothing.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();

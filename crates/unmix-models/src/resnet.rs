@@ -349,6 +349,11 @@ pub struct ResNet {
 }
 
 impl ResNet {
+    /// The image channels the stem reads (3 for RGB; CMC's halves 1 and 2).
+    pub fn in_channels(&self) -> usize {
+        self.conv1.weight.dims()[1]
+    }
+
     /// Width of the pooled features: the output channels of the last block (the stem's when
     /// there is none).
     pub fn feature_dim(&self) -> usize {

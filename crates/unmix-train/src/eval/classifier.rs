@@ -102,11 +102,62 @@ pub struct ClassifierRecipe {
     pub crop_scale: [f64; 2],
 }
 
+/// The encoder's trunk: its ResNet(s) in [`Method::backbones`](crate::Method::backbones)'
+/// order. Each reads the next run of the image's channels, as many as its stem takes, and their
+/// pooled features are concatenated: one ResNet reads the whole image; CMC's L half reads the
+/// first channel and its ab half the other two, and the head sees `feat_l ‖ feat_ab` (CMC's
+/// `LinearClassifierResNet` on `torch.cat((feat_l, feat_ab), dim=1)`).
+#[derive(Module, Debug)]
+pub struct Trunk {
+    /// The ResNets, in channel order.
+    pub parts: Vec<ResNet>,
+}
+
+impl Trunk {
+    /// The trunk of `parts`; an error names the channel counts when they do not add up to
+    /// `channels`, the images' own.
+    pub fn new(parts: Vec<ResNet>, channels: usize) -> Result<Self, TrainError> {
+        let read: Vec<usize> = parts.iter().map(ResNet::in_channels).collect();
+        if parts.is_empty() || read.iter().sum::<usize>() != channels {
+            return Err(TrainError::Value {
+                key: "model.backbone".into(),
+                value: format!("trunks reading {read:?} channels"),
+                expected: format!("trunks that together read the images' {channels} channels"),
+            });
+        }
+        Ok(Self { parts })
+    }
+
+    /// Width of the concatenated features.
+    pub fn feature_dim(&self) -> usize {
+        self.parts.iter().map(ResNet::feature_dim).sum()
+    }
+
+    /// Concatenated pooled features `[N, feature_dim]`.
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        if let [one] = self.parts.as_slice() {
+            return one.forward(images);
+        }
+        let mut first = 0;
+        let features = self
+            .parts
+            .iter()
+            .map(|part| {
+                let channels = part.in_channels();
+                let x = images.clone().narrow(1, first, channels);
+                first += channels;
+                part.forward(x)
+            })
+            .collect();
+        Tensor::cat(features, 1)
+    }
+}
+
 /// The trunk and its linear head.
 #[derive(Module, Debug)]
 pub struct Classifier {
     /// The encoder's trunk (pooled features).
-    pub trunk: ResNet,
+    pub trunk: Trunk,
     /// The linear layer to the classes.
     pub head: Linear,
 }
@@ -140,11 +191,11 @@ fn labels_on(labels: &[u16], device: &Device) -> Tensor<1, Int> {
     )
 }
 
-/// Trains a classifier of `classes` classes on `trunk` with the labelled `train` images (by
+/// Trains a classifier of `classes` classes on `trunk` (see [`Trunk`]) with the labelled `train` images (by
 /// `recipe`, seeded by `seed`) and scores it on `test` (top-1 and top-5, in %).
 #[allow(clippy::too_many_arguments)]
 pub fn train_classifier(
-    trunk: &ResNet,
+    trunk: &Trunk,
     train: &ImageSet,
     test: &ImageSet,
     classes: usize,
@@ -251,4 +302,77 @@ fn score(
         top1: 100.0 * top1 as f64 / n,
         top5: Some(100.0 * top5 as f64 / n),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unmix_models::ResNetConfig;
+
+    fn resnet(in_channels: usize, device: &Device) -> ResNet {
+        ResNetConfig {
+            width: 4,
+            in_channels,
+            layers: vec![1, 1, 1, 1],
+            ..ResNetConfig::resnet18_cifar()
+        }
+        .init(device)
+        .unwrap()
+        .valid()
+    }
+
+    fn columns(t: Tensor<2>, from: usize, to: usize) -> Vec<f32> {
+        t.narrow(1, from, to - from)
+            .into_data()
+            .try_to_vec()
+            .unwrap()
+    }
+
+    /// CMC's halves: the first ResNet reads channel 0 only, the second channels 1–2, and the
+    /// features are theirs side by side; a change to channel 0 moves only the first block of
+    /// columns, a change to channel 2 only the second.
+    #[test]
+    fn each_part_of_a_trunk_reads_its_own_channels() {
+        let device = Device::flex();
+        let trunk = Trunk::new(vec![resnet(1, &device), resnet(2, &device)], 3).unwrap();
+        let d = trunk.parts[0].feature_dim();
+        assert_eq!(trunk.feature_dim(), 2 * d);
+        let x = Tensor::<4>::random([2, 3, 8, 8], Distribution::Default, &device);
+        let bump = |c: usize| {
+            let delta = Tensor::<4>::ones([2, 1, 8, 8], &device);
+            x.clone().slice_assign(
+                [0..2, c..c + 1, 0..8, 0..8],
+                x.clone().narrow(1, c, 1) + delta,
+            )
+        };
+        let base = trunk.forward(x.clone());
+        let first = trunk.forward(bump(0));
+        let last = trunk.forward(bump(2));
+        assert_ne!(columns(first.clone(), 0, d), columns(base.clone(), 0, d));
+        assert_eq!(columns(first, d, 2 * d), columns(base.clone(), d, 2 * d));
+        assert_eq!(columns(last.clone(), 0, d), columns(base.clone(), 0, d));
+        assert_ne!(columns(last, d, 2 * d), columns(base, d, 2 * d));
+        // The same as each part on its own slice.
+        let own = trunk.parts[1].forward(x.clone().narrow(1, 1, 2));
+        let ours = trunk.forward(x);
+        assert_eq!(
+            columns(ours, d, 2 * d),
+            own.into_data().try_to_vec::<f32>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_trunk_must_read_every_channel_once() {
+        let device = Device::flex();
+        let err = Trunk::new(vec![resnet(3, &device), resnet(2, &device)], 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[3, 2]") && err.contains("3 channels"),
+            "{err}"
+        );
+        assert!(Trunk::new(Vec::new(), 3).is_err());
+        let one = Trunk::new(vec![resnet(3, &device)], 3).unwrap();
+        assert_eq!(one.feature_dim(), one.parts[0].feature_dim());
+    }
 }

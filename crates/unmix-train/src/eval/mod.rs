@@ -252,14 +252,15 @@ pub struct EvalOptions {
 }
 
 impl EvalOptions {
-    /// `recipe` with the epochs override applied (milestones scaled with the epochs).
+    /// `recipe` with the epochs override applied (milestones scaled with the epochs, never
+    /// before epoch 1: as in the recipes, the first epoch runs at the base rate).
     fn apply(&self, mut recipe: classifier::ClassifierRecipe) -> classifier::ClassifierRecipe {
         if let Some(epochs) = self.epochs {
             let old = recipe.epochs;
             if let classifier::EpochSchedule::Steps { milestones, .. } = &mut recipe.schedule {
                 milestones
                     .iter_mut()
-                    .for_each(|m| *m = *m * epochs / old.max(1));
+                    .for_each(|m| *m = (*m * epochs / old.max(1)).max(1));
             }
             recipe.epochs = epochs;
         }
@@ -451,9 +452,11 @@ pub fn evaluate_checkpoint(
                         .expect("a trained protocol");
                     let (train, test) = sets;
                     let labelled = train.subset(self.labelled);
-                    let trunk = model.backbones()[0].1;
+                    let parts = model.backbones().into_iter().map(|(_, r)| r.clone());
+                    // Every view has three channels (RGB, Lab or YCbCr; grey repeated).
+                    let trunk = classifier::Trunk::new(parts.collect(), 3)?;
                     Outcome::Scores(classifier::train_classifier(
-                        trunk,
+                        &trunk,
                         &labelled,
                         test,
                         train.class_names.len(),
@@ -501,4 +504,36 @@ pub fn evaluate_checkpoint(
         },
     )?;
     Ok((config, scores, n_train, test_set.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--epochs`: MoCo's steps at 60 and 80 of 100 become 6 and 8 of 10, and never epoch 0
+    /// (one epoch runs at lr 30, not 0.3).
+    #[test]
+    fn the_epochs_override_scales_milestones_from_epoch_one() {
+        let milestones = |epochs| {
+            let options = EvalOptions {
+                epochs: Some(epochs),
+                ..Default::default()
+            };
+            let recipe = options.recipe(Protocol::LinearMoco).unwrap();
+            assert_eq!(recipe.epochs, epochs);
+            match recipe.schedule {
+                classifier::EpochSchedule::Steps { milestones, .. } => milestones,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(milestones(10), [6, 8]);
+        assert_eq!(milestones(1), [1, 1]);
+        let one = EvalOptions {
+            epochs: Some(1),
+            ..Default::default()
+        };
+        let recipe = one.recipe(Protocol::LinearMoco).unwrap();
+        assert_eq!(recipe.schedule.factor(0, 1), 1.0);
+        assert_eq!(EvalOptions::default().recipe(Protocol::WeightedKnn), None);
+    }
 }
