@@ -275,14 +275,14 @@ fn swav_learns() {
 
 // Observed falls: 3 epochs, seeds 0 and 1: 0.349 and 0.337 (`swav`), 0.229 and 0.285
 // (`swav_unmix`); 2 epochs, seed 0: 0.337 (`swav`), 0.198 (`swav_unmix`). At `f946670` the
-// 2-epoch `swav` run falls by 0.143 (4.6615 -> 4.5180), deterministically, and identically with
-// the online probe on or off: its trajectory moved between `22abd17` and `22325b0` for a reason
-// not yet found (issue 15's note), so the short margin is about half of that.
+// 2-epoch `swav` run fell by only 0.143 (4.6615 -> 4.5180) because `ResNet::feature_dim` read a
+// parameter before the first forward and so reordered the seeded initial draws; with sizes read
+// lazily it falls by 0.319 again (4.6232 -> 4.3043, as at `22abd17`).
 #[test]
 fn swav_loss_goes_down() {
     check(
         "swav",
-        Check::LossFalls(len(200, 2, 0.07), SHORT_WARMUP),
+        Check::LossFalls(len(200, 2, 0.15), SHORT_WARMUP),
         Check::LossFalls(len(200, 3, 0.15), SHORT_WARMUP),
     );
 }

@@ -31,7 +31,8 @@ impl Prototypes {
 
     /// Number of prototypes.
     pub fn count(&self) -> usize {
-        self.weight.dims()[0]
+        // Reading a shape never initialises the parameter (see `ResNet::feature_dim`).
+        self.weight.lazy_shape()[0]
     }
 
     /// Scores `z · Wᵀ`: `[N, D]` → `[N, P]`.

@@ -351,7 +351,9 @@ pub struct ResNet {
 impl ResNet {
     /// The image channels the stem reads (3 for RGB; CMC's halves 1 and 2).
     pub fn in_channels(&self) -> usize {
-        self.conv1.weight.dims()[1]
+        // `lazy_shape`, not `dims`: reading a shape must not initialise the parameter (see
+        // `feature_dim`).
+        self.conv1.weight.lazy_shape()[1]
     }
 
     /// Width of the pooled features: the output channels of the last block (the stem's when
@@ -367,7 +369,10 @@ impl ResNet {
             Some(b) => b.conv3.as_ref().unwrap_or(&b.conv2),
             None => &self.conv1,
         };
-        conv.weight.dims()[0]
+        // `lazy_shape`, not `dims`: Burn initialises a parameter on its first read, drawing from
+        // the device's seeded generator, so touching this one before the first forward would
+        // change the order of the draws and with it every initial weight of the seed.
+        conv.weight.lazy_shape()[0]
     }
 
     /// Pooled features `[N, feature_dim]`.
@@ -388,5 +393,28 @@ impl ResNet {
         // Global average pooling.
         let [n, c, _, _] = x.dims();
         x.mean_dims(&[2, 3]).reshape([n, c])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Burn draws a parameter's initial values on its first read. Asking a fresh ResNet its
+    /// sizes must read none, or the seeded draws come in another order and every initial weight
+    /// of a seed changes (it did once: SwAV's learn test moved from a 0.319 loss fall to 0.143).
+    #[test]
+    fn asking_the_sizes_initialises_no_parameter() {
+        let device = Device::flex();
+        let net = ResNetConfig {
+            width: 4,
+            ..ResNetConfig::resnet18_cifar()
+        }
+        .init(&device)
+        .unwrap();
+        let last = &net.layer4.last().unwrap().conv2.weight;
+        assert!(!last.is_initialized() && !net.conv1.weight.is_initialized());
+        assert_eq!((net.feature_dim(), net.in_channels()), (32, 3));
+        assert!(!last.is_initialized() && !net.conv1.weight.is_initialized());
     }
 }
