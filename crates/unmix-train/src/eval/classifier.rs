@@ -191,8 +191,9 @@ fn labels_on(labels: &[u16], device: &Device) -> Tensor<1, Int> {
     )
 }
 
-/// Trains a classifier of `classes` classes on `trunk` (see [`Trunk`]) with the labelled `train` images (by
-/// `recipe`, seeded by `seed`) and scores it on `test` (top-1 and top-5, in %).
+/// Trains a classifier of `classes` classes on `trunk` (see [`Trunk`]) with the labelled
+/// `train` images (by `recipe`, seeded by `seed`) and scores it on `test` (top-1 and top-5,
+/// in %).
 #[allow(clippy::too_many_arguments)]
 pub fn train_classifier(
     trunk: &Trunk,
