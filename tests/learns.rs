@@ -5,6 +5,11 @@
 //! checks its loss goes down; `cargo xtask test --full`, i.e. `UNMIX_LEARNS=full`, checks its
 //! kNN gain and runs every test at the length docs/methods.md records).
 //!
+//! CI runs each method's Un-Mix variant only: its loss is the plain method's term plus the
+//! mixture's, so one run trains both, and the runs without Un-Mix (`*_without_unmix_*`, ignored)
+//! would double CI's longest phase for a path that `tests/methods.rs` and `tests/configs_run.rs`
+//! already exercise. `cargo xtask test --full` runs them too.
+//!
 //! Each test runs the method's own config from `configs/fashion_mnist/` on part of the embedded
 //! set for a few epochs. Margins are about half the gain observed with exactly these settings
 //! (figures in docs/methods.md).
@@ -219,7 +224,8 @@ fn byol_unmix_learns() {
 }
 
 #[test]
-fn byol_learns() {
+#[ignore = "CI runs the Un-Mix variant, which trains this loss too; `cargo xtask test --full` runs it (docs/methods.md)"]
+fn byol_without_unmix_learns() {
     check(
         "byol",
         Check::LossFalls(len(200, 2, BYOL_FALL), SHORT_WARMUP),
@@ -237,7 +243,8 @@ fn moco_unmix_learns() {
 }
 
 #[test]
-fn moco_learns() {
+#[ignore = "CI runs the Un-Mix variant, which trains this loss too; `cargo xtask test --full` runs it (docs/methods.md)"]
+fn moco_without_unmix_learns() {
     check(
         "moco",
         Check::Knn(len(300, 4, 4.3), SHORT_WARMUP),
@@ -252,7 +259,8 @@ fn simclr_unmix_learns() {
 }
 
 #[test]
-fn simclr_learns() {
+#[ignore = "CI runs the Un-Mix variant, which trains this loss too; `cargo xtask test --full` runs it (docs/methods.md)"]
+fn simclr_without_unmix_learns() {
     let both = Check::Knn(len(200, 3, 3.5), SHORT_WARMUP);
     check("simclr", both, both);
 }
@@ -279,7 +287,8 @@ fn swav_learns() {
 // parameter before the first forward and so reordered the seeded initial draws; with sizes read
 // lazily it falls by 0.319 again (4.6232 -> 4.3043, as at `22abd17`).
 #[test]
-fn swav_loss_goes_down() {
+#[ignore = "CI runs the Un-Mix variant, which trains this loss too; `cargo xtask test --full` runs it (docs/methods.md)"]
+fn swav_without_unmix_loss_goes_down() {
     check(
         "swav",
         Check::LossFalls(len(200, 2, 0.15), SHORT_WARMUP),
