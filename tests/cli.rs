@@ -854,3 +854,42 @@ fn the_online_probe_learns_beside_the_run_and_never_changes_it() {
         with[1]
     );
 }
+
+/// `unmix bench` splits the step into forward, backward and update, whose times add up to the
+/// step's; with `--pytorch` it times the same step in PyTorch eager and prints the ratio, or
+/// says it skipped it where Python with torch is absent.
+#[test]
+fn bench_splits_the_step_and_compares_with_pytorch() {
+    let (ok, text) = unmix(&[
+        "bench",
+        "--width",
+        "4",
+        "--batch",
+        "4",
+        "--steps",
+        "1",
+        "--pytorch",
+    ]);
+    assert!(ok, "{text}");
+    let ours = text
+        .lines()
+        .find(|l| l.starts_with("| cpu |"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<f64> = ours
+        .split('|')
+        .skip(4)
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let [forward, backward, update, step, images_per_second] = cells[..] else {
+        panic!("expected forward, backward, update, s/step and images/s in {ours:?}")
+    };
+    assert!(forward > 0.0 && backward > 0.0 && update > 0.0, "{ours}");
+    assert!(
+        (forward + backward + update - step).abs() <= 1e-3,
+        "the phases add up to the step: {ours}"
+    );
+    assert!((images_per_second - 4.0 / step).abs() / images_per_second < 0.01);
+    let compared = text.contains("| pytorch eager") && text.contains("ours / PyTorch eager:");
+    let skipped = text.contains("PyTorch side skipped");
+    assert!(compared ^ skipped, "{text}");
+}

@@ -138,6 +138,11 @@ pub(crate) enum Command {
         /// Timed steps (after one warm-up step).
         #[arg(long, default_value_t = 3)]
         steps: usize,
+        /// Without `--config`: also time the same step in PyTorch eager on the CPU
+        /// (`docs/reference/bench_resnet_step.py`, from the working directory), and print the
+        /// ratio; skipped with a message when Python with torch is absent.
+        #[arg(long, conflicts_with = "config")]
+        pytorch: bool,
     },
     /// Check a backend: the ResNet forward against the CPU backend, and each config of a folder
     /// trained a few steps on one batch (the loss must fall). Exits non-zero on a failure.
@@ -417,6 +422,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             width,
             batch,
             steps,
+            pytorch: _,
         } => {
             let mut cfg = TrainConfig::load_with(&config, &set)?;
             cfg.model.backbone.width = width;
@@ -450,14 +456,20 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             width,
             batch,
             steps,
+            pytorch,
         } => {
             let r = crate::bench::train_step(&device, width, batch, steps)?;
-            println!("| backend | model | batch | s/step | images/s |");
-            println!("|---|---|---|---|---|");
             println!(
-                "| {device} | ResNet-18 width {width}, 32×32 | {batch} | {:.3} | {:.1} |",
-                r.seconds_per_step, r.images_per_second
+                "| backend | model | batch | forward s | backward s | update s | s/step | images/s |"
             );
+            println!("|---|---|---|---|---|---|---|---|");
+            println!(
+                "| {device} | ResNet-18 width {width}, 32×32 | {batch} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} |",
+                r.forward, r.backward, r.update, r.seconds_per_step, r.images_per_second
+            );
+            if pytorch {
+                crate::bench::pytorch_row(&r, width, batch, steps)?;
+            }
             Ok(())
         }
         Command::CheckBackend {
