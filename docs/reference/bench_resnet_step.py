@@ -16,11 +16,7 @@ import time
 
 import torch
 
-from common import Encoder
-
-
-def arg(args, name, default):
-    return type(default)(args[args.index(name) + 1]) if name in args else default
+from common import Encoder, arg
 
 
 def main(args):

@@ -19,11 +19,7 @@ import tomllib
 
 import torch
 
-from common import load_into, load_record
-
-
-def arg(args, name, default):
-    return type(default)(args[args.index(name) + 1]) if name in args else default
+from common import arg, load_into, load_record
 
 
 def build(record, meta, cfg, device):

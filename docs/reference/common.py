@@ -199,6 +199,11 @@ def init_torchvision(encoder, stem_default):
             nn.init.zeros_(m.bias)
 
 
+def arg(args, name, default):
+    """The value after `name` in a script's `args`, of `default`'s type; `default` if absent."""
+    return type(default)(args[args.index(name) + 1]) if name in args else default
+
+
 def torch_name(path):
     """Our module path -> the `state_dict` name of the modules above."""
     return (path.replace("downsample.conv.", "downsample.0.").replace("downsample.bn.", "downsample.1.")

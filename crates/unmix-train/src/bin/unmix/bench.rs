@@ -99,10 +99,14 @@ pub(crate) fn pytorch_row(
     steps: usize,
 ) -> Result<(), TrainError> {
     let script = std::path::Path::new(PYTORCH_SCRIPT);
+    let failed = |message: String| TrainError::Report {
+        path: script.into(),
+        message,
+    };
     if !script.exists() {
-        return Err(TrainError::Device(format!(
-            "{PYTORCH_SCRIPT} not found: run `unmix bench --pytorch` from the repository root"
-        )));
+        return Err(failed(
+            "not found: run `unmix bench --pytorch` from the repository root".into(),
+        ));
     }
     let has_torch = std::process::Command::new("python3")
         .args(["-c", "import torch"])
@@ -120,12 +124,15 @@ pub(crate) fn pytorch_row(
         .args(["--batch", &batch.to_string()])
         .args(["--steps", &steps.to_string()])
         .output()
-        .map_err(|e| TrainError::Device(format!("python3 {PYTORCH_SCRIPT}: {e}")))?;
+        .map_err(|source| TrainError::Io {
+            path: script.into(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     let row = text.lines().rfind(|l| l.starts_with("| pytorch"));
     let (Some(row), true) = (row, out.status.success()) else {
-        return Err(TrainError::Device(format!(
-            "python3 {PYTORCH_SCRIPT} failed ({}): {}{}",
+        return Err(failed(format!(
+            "python3 failed ({}): {}{}",
             out.status,
             text,
             String::from_utf8_lossy(&out.stderr)
@@ -136,7 +143,7 @@ pub(crate) fn pytorch_row(
         .split('|')
         .nth(8)
         .and_then(|c| c.trim().parse().ok())
-        .ok_or_else(|| TrainError::Device(format!("{PYTORCH_SCRIPT}: no images/s in {row:?}")))?;
+        .ok_or_else(|| failed(format!("no images/s in {row:?}")))?;
     println!(
         "\nours / PyTorch eager: {:.2}× the images/s",
         ours.images_per_second / theirs
