@@ -24,6 +24,23 @@ use unmix_ops::MixedBatch;
 
 pub use crate::optim::schedule::MomentumSchedule;
 
+/// Runs `first` on the calling thread and `second` on a scoped thread beside it, and returns
+/// both results. Methods use it for work that neither reads the other's result nor draws from
+/// Burn's generator, such as a momentum encoder's forward beside the online one's: on the CPU
+/// backend a width-8 step keeps about one core busy on its own, so the second core takes the
+/// other branch; the results are those of running them one after the other. A panic on either
+/// side is re-raised here.
+pub fn beside<A, B: Send>(first: impl FnOnce() -> A, second: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|scope| {
+        let handle = scope.spawn(second);
+        let a = first();
+        match handle.join() {
+            Ok(b) => (a, b),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// Where the run is.
 #[derive(Debug, Clone, Copy)]
 pub struct StepContext {
@@ -308,5 +325,35 @@ pub trait Method: Module + Sized {
     /// monitor, as Invariance Propagation's `kNN` reads it); `None` for methods without one.
     fn memory_bank(&self) -> Option<Tensor<2>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `beside` returns both results, the second computed on another thread.
+    #[test]
+    fn beside_runs_the_second_branch_on_another_thread() {
+        let here = std::thread::current().id();
+        let (a, (b, there)) = beside(|| 2 + 3, || ("key", std::thread::current().id()));
+        assert_eq!((a, b), (5, "key"));
+        assert_ne!(here, there);
+    }
+
+    /// A panic in the second branch reaches the caller with its message, after the first
+    /// branch has finished.
+    #[test]
+    fn beside_re_raises_a_panic_of_the_second_branch() {
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            beside(
+                || finished.store(true, std::sync::atomic::Ordering::SeqCst),
+                || -> () { panic!("target branch failed") },
+            )
+        }))
+        .unwrap_err();
+        assert_eq!(caught.downcast_ref::<&str>(), Some(&"target branch failed"));
+        assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

@@ -586,3 +586,41 @@ fn cmc_needs_channels_for_both_encoders() {
     .to_string();
     assert!(e.starts_with("method.first_channels = 3"), "{e}");
 }
+
+/// kNN features are extracted with the set's second half of batches on a second thread; the
+/// bank must be, bit for bit and in set order, the one built one batch after the other.
+#[test]
+fn knn_features_on_two_threads_equal_one_batch_at_a_time() {
+    use unmix_data::{AugmentationConfig, ImageSet, ViewTransform, loader::eval_batches};
+    use unmix_train::eval::{FeatureKind, knn};
+    let device = Device::flex().autodiff();
+    let model = SimclrConfig::default().init(&encoder(), &device).unwrap();
+    // 600 grey 12×12 images: batches of 256, 256 and 88, split two / one over the threads.
+    let set = ImageSet {
+        channels: 1,
+        height: 12,
+        width: 12,
+        pixels: (0..600 * 144).map(|i| ((i * 7919) % 251) as u8).collect(),
+        labels: None,
+        class_names: Vec::new(),
+    };
+    let transform = ViewTransform::new(AugmentationConfig {
+        crop_size: 8,
+        ..AugmentationConfig::default()
+    })
+    .unwrap();
+    let bank = knn::extract(&model, &set, &transform, FeatureKind::Backbone, &device);
+    let valid = model.valid();
+    let mut one_by_one = Vec::new();
+    for batch in eval_batches(&set, &transform, 256) {
+        let images = batch
+            .to_device(&device.clone().without_autodiff())
+            .views
+            .remove(0);
+        let f = unmix_losses::l2_normalize(valid.features(images).0);
+        one_by_one.extend(f.into_data().try_to_vec::<f32>().unwrap());
+    }
+    assert_eq!(bank.dim, 32, "ResNet-18 width 4: 32 backbone features");
+    assert_eq!(bank.data.len(), 600 * 32);
+    assert!(bank.data == one_by_one, "the two-thread bank differs");
+}

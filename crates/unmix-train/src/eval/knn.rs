@@ -7,7 +7,7 @@ use unmix_data::{ImageSet, ViewTransform};
 use unmix_losses::l2_normalize;
 
 use super::FeatureKind;
-use crate::method::Method;
+use crate::method::{Method, beside};
 
 /// Features of a whole set (L2-normalised unless said otherwise), `n × dim`, row-major, in set
 /// order.
@@ -55,19 +55,34 @@ pub fn extract_features<M: Method>(
 ) -> FeatureBank {
     let model = model.valid();
     let device = device.clone().without_autodiff();
-    let mut data = Vec::with_capacity(set.len() * 128);
-    let mut dim = 0;
-    for batch in eval_batches(set, transform, 256) {
-        let images = batch.to_device(&device).views.remove(0);
-        let (backbone, projection) = model.features(images);
-        let f = match kind {
-            FeatureKind::Backbone => backbone,
-            FeatureKind::Projection | FeatureKind::MemoryBank => projection,
-        };
-        let f = if normalize { l2_normalize(f) } else { f };
-        dim = f.dims()[1];
-        data.extend(f.into_data().try_to_vec::<f32>().expect("f32 features"));
-    }
+    let features = |model: &M, batches: Vec<unmix_data::HostBatch>| {
+        let mut data =
+            Vec::with_capacity(batches.iter().map(|b| b.indices.len()).sum::<usize>() * 128);
+        let mut dim = 0;
+        for batch in batches {
+            let images = batch.to_device(&device).views.remove(0);
+            let (backbone, projection) = model.features(images);
+            let f = match kind {
+                FeatureKind::Backbone => backbone,
+                FeatureKind::Projection | FeatureKind::MemoryBank => projection,
+            };
+            let f = if normalize { l2_normalize(f) } else { f };
+            dim = f.dims()[1];
+            data.extend(f.into_data().try_to_vec::<f32>().expect("f32 features"));
+        }
+        (data, dim)
+    };
+    // The second half of the batches on a second thread: in evaluation mode each batch's
+    // features are its own (running statistics, no random draw), so the bank is the one a
+    // single thread would build, and a CPU run keeps both cores busy.
+    let mut first = eval_batches(set, transform, 256);
+    let second = first.split_off(first.len().div_ceil(2));
+    let other = model.clone();
+    let features = &features;
+    let ((mut data, dim_first), (rest, dim_second)) =
+        beside(|| features(&model, first), move || features(&other, second));
+    data.extend(rest);
+    let dim = dim_first.max(dim_second);
     FeatureBank { data, dim }
 }
 

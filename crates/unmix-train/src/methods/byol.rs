@@ -18,7 +18,8 @@ use unmix_ops::MixedBatch;
 
 use crate::error::{AtKey, TrainError};
 use crate::method::{
-    Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, ViewForward, encode_views,
+    Method, MomentumSchedule, ParamGroup, StepContext, StepOutput, ViewForward, beside,
+    encode_views,
 };
 
 /// Which BYOL branch sees the Un-Mix mixture.
@@ -154,12 +155,20 @@ impl Method for Byol {
         mixed: Option<&MixedBatch>,
         _ctx: &StepContext,
     ) -> StepOutput<()> {
-        let p = encode_views(self.forward, batch, mixed, |x| {
-            self.predictor.forward(self.online.forward(x))
-        });
-        let z: Vec<Tensor<2>> = encode_views(self.forward, batch, mixed, |x| {
-            self.target.forward(x.detach()).detach()
-        });
+        // The target network's pass (no gradient, no random draw) runs on a second thread beside
+        // the online one's, so that a CPU run keeps both cores busy; same results as in turn.
+        let (p, z): (Vec<Tensor<2>>, Vec<Tensor<2>>) = beside(
+            || {
+                encode_views(self.forward, batch, mixed, |x| {
+                    self.predictor.forward(self.online.forward(x))
+                })
+            },
+            || {
+                encode_views(self.forward, batch, mixed, |x| {
+                    self.target.forward(x.detach()).detach()
+                })
+            },
+        );
         let plain = byol_loss(p[0].clone(), z[1].clone(), p[1].clone(), z[0].clone());
         let mixed = mixed.map(|m| {
             let (p1, z1, pm, zm) = (p[1].clone(), z[1].clone(), p[2].clone(), z[2].clone());

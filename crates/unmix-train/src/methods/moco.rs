@@ -12,7 +12,7 @@ use unmix_models::{Encoder, EncoderConfig, ShuffleBn, momentum_update};
 use unmix_ops::MixedBatch;
 
 use crate::error::TrainError;
-use crate::method::{Method, MomentumSchedule, StepContext, StepOutput};
+use crate::method::{Method, MomentumSchedule, StepContext, StepOutput, beside};
 
 /// `[method]` with `kind = "moco"`. Defaults: the Un-Mix CIFAR demo (K 4096, m 0.99, T 0.1,
 /// symmetric).
@@ -172,22 +172,34 @@ impl Method for Moco {
     ) -> StepOutput<Tensor<2>> {
         let (x0, x1) = (batch.views[0].clone(), batch.views[1].clone());
         let queue = self.queue.value_sync();
-        let q1 = l2_normalize(self.encoder_q.forward(x0.clone()));
-        let k2 = self.keys(x1.clone(), ctx, 1);
-        let (swapped, enqueue) = if self.symmetric {
-            let q2 = l2_normalize(self.encoder_q.forward(x1));
-            let k1 = self.keys(x0, ctx, 0);
-            (Some((q2, k1.clone())), Tensor::cat(vec![k1, k2.clone()], 0))
-        } else {
-            (None, k2.clone())
+        // The key encoder's forwards (no gradient, no random draw: the shuffle is a pure
+        // function of the step) run on a second thread beside the query's, so that a CPU run
+        // keeps both cores busy; the results are the same as one after the other.
+        let ((q1, q2, mixed), (k2, k1)) = beside(
+            || {
+                let q1 = l2_normalize(self.encoder_q.forward(x0.clone()));
+                let q2 = self
+                    .symmetric
+                    .then(|| l2_normalize(self.encoder_q.forward(x1.clone())));
+                // One forward of the mixture; its batch flip is taken on the embeddings.
+                let mixed = mixed.map(|m| {
+                    (
+                        l2_normalize(self.encoder_q.forward(m.images.clone())),
+                        m.lambda,
+                    )
+                });
+                (q1, q2, mixed)
+            },
+            || {
+                let k2 = self.keys(x1.clone(), ctx, 1);
+                let k1 = self.symmetric.then(|| self.keys(x0.clone(), ctx, 0));
+                (k2, k1)
+            },
+        );
+        let (swapped, enqueue) = match (q2, k1) {
+            (Some(q2), Some(k1)) => (Some((q2, k1.clone())), Tensor::cat(vec![k1, k2.clone()], 0)),
+            _ => (None, k2.clone()),
         };
-        // One forward of the mixture; its batch flip is taken on the embeddings.
-        let mixed = mixed.map(|m| {
-            (
-                l2_normalize(self.encoder_q.forward(m.images.clone())),
-                m.lambda,
-            )
-        });
         let loss = MocoLoss {
             temperature: self.temperature,
             symmetric: self.symmetric,
