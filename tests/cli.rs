@@ -855,22 +855,22 @@ fn the_online_probe_learns_beside_the_run_and_never_changes_it() {
     );
 }
 
+/// `unmix bench <extra> --pytorch` at width 4, batch 4, one step; its output, once it succeeded.
+fn tiny_bench(extra: &[&str]) -> String {
+    let mut args = vec!["bench"];
+    args.extend(extra);
+    args.extend(["--width", "4", "--batch", "4", "--steps", "1", "--pytorch"]);
+    let (ok, text) = unmix(&args);
+    assert!(ok, "{text}");
+    text
+}
+
 /// `unmix bench` splits the step into forward, backward and update, whose times add up to the
 /// step's; with `--pytorch` it times the same step in PyTorch eager and prints the ratio, or
 /// says it skipped it where Python with torch is absent.
 #[test]
 fn bench_splits_the_step_and_compares_with_pytorch() {
-    let (ok, text) = unmix(&[
-        "bench",
-        "--width",
-        "4",
-        "--batch",
-        "4",
-        "--steps",
-        "1",
-        "--pytorch",
-    ]);
-    assert!(ok, "{text}");
+    let text = tiny_bench(&[]);
     let ours = text
         .lines()
         .find(|l| l.starts_with("| cpu |"))
@@ -891,5 +891,58 @@ fn bench_splits_the_step_and_compares_with_pytorch() {
     assert!((images_per_second - 4.0 / step).abs() / images_per_second < 0.01);
     let compared = text.contains("| pytorch eager") && text.contains("ours / PyTorch eager:");
     let skipped = text.contains("PyTorch side skipped");
+    assert!(compared ^ skipped, "{text}");
+}
+
+/// `unmix bench --layers` times each distinct layer of the ResNet-18 alone: the counts cover
+/// the network (20 convolutions, 20 batch norms, 17 ReLUs, 8 residual sums), the shares add up
+/// to 100%, and with `--pytorch` every row has PyTorch's columns, or it says it skipped them.
+#[test]
+fn bench_layers_splits_the_network_by_layer() {
+    let text = tiny_bench(&["--layers"]);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains(" @"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    let count = |kind: &str| -> usize {
+        rows.iter()
+            .filter(|r| r[1].starts_with(kind))
+            .map(|r| r[2].parse::<usize>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        [
+            count("conv"),
+            count("batchnorm"),
+            count("relu"),
+            count("add")
+        ],
+        [20, 20, 17, 8],
+        "{text}"
+    );
+    let share: f64 = rows
+        .iter()
+        .map(|r| r[8].trim_end_matches('%').parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        (share - 100.0).abs() < 0.5,
+        "shares add up to {share}: {text}"
+    );
+    for r in &rows {
+        assert!(r[3].parse::<f64>().unwrap() >= 0.0, "{r:?}");
+        assert!(r[4].parse::<f64>().unwrap() >= 0.0, "{r:?}");
+    }
+    let sum: Vec<&str> = text
+        .lines()
+        .find(|l| l.starts_with("| **sum** |"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .split('|')
+        .map(str::trim)
+        .collect();
+    assert!(sum[2].parse::<f64>().unwrap() > 0.0, "{sum:?}");
+    assert!(sum[3].parse::<f64>().unwrap() > 0.0, "{sum:?}");
+    let compared = rows.iter().all(|r| r[5].parse::<f64>().is_ok());
+    let skipped = text.contains("PyTorch side skipped") && rows.iter().all(|r| r[5] == "–");
     assert!(compared ^ skipped, "{text}");
 }

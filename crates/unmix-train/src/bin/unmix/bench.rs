@@ -89,16 +89,15 @@ pub(crate) fn train_step(
 /// The PyTorch script that times the same step as [`train_step`].
 const PYTORCH_SCRIPT: &str = "docs/reference/bench_resnet_step.py";
 
-/// Runs [`PYTORCH_SCRIPT`] (PyTorch eager, on the CPU) at the same width, batch and step count,
-/// prints its row (the same columns as ours) and the ratio of images/s, ours over PyTorch's. When
-/// `python3` or torch is missing, says so and returns `Ok`: the comparison is optional.
-pub(crate) fn pytorch_row(
-    ours: &StepTiming,
+/// Runs a PyTorch reference script of `docs/reference/` with `--width`, `--batch` and
+/// `--steps` and returns its standard output, or `None` after saying so when `python3` or torch
+/// is missing (the comparison is optional). Run from the repository root.
+pub(crate) fn run_pytorch_script(
+    script: &std::path::Path,
     width: usize,
     batch: usize,
     steps: usize,
-) -> Result<(), TrainError> {
-    let script = std::path::Path::new(PYTORCH_SCRIPT);
+) -> Result<Option<String>, TrainError> {
     let failed = |message: String| TrainError::Report {
         path: script.into(),
         message,
@@ -116,7 +115,7 @@ pub(crate) fn pytorch_row(
         println!(
             "\nPyTorch side skipped: `python3 -c \"import torch\"` failed (pip install torch)"
         );
-        return Ok(());
+        return Ok(None);
     }
     let out = std::process::Command::new("python3")
         .arg(script)
@@ -128,16 +127,39 @@ pub(crate) fn pytorch_row(
             path: script.into(),
             source,
         })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let row = text.lines().rfind(|l| l.starts_with("| pytorch"));
-    let (Some(row), true) = (row, out.status.success()) else {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
         return Err(failed(format!(
             "python3 failed ({}): {}{}",
             out.status,
             text,
             String::from_utf8_lossy(&out.stderr)
         )));
+    }
+    Ok(Some(text))
+}
+
+/// Runs [`PYTORCH_SCRIPT`] (PyTorch eager, on the CPU) at the same width, batch and step count,
+/// prints its row (the same columns as ours) and the ratio of images/s, ours over PyTorch's. When
+/// `python3` or torch is missing, says so and returns `Ok`: the comparison is optional.
+pub(crate) fn pytorch_row(
+    ours: &StepTiming,
+    width: usize,
+    batch: usize,
+    steps: usize,
+) -> Result<(), TrainError> {
+    let script = std::path::Path::new(PYTORCH_SCRIPT);
+    let failed = |message: String| TrainError::Report {
+        path: script.into(),
+        message,
     };
+    let Some(text) = run_pytorch_script(script, width, batch, steps)? else {
+        return Ok(());
+    };
+    let row = text
+        .lines()
+        .rfind(|l| l.starts_with("| pytorch"))
+        .ok_or_else(|| failed(format!("no `| pytorch` row in its output: {text}")))?;
     println!("{row}");
     let theirs: f64 = row
         .split('|')

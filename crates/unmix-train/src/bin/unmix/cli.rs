@@ -143,6 +143,11 @@ pub(crate) enum Command {
         /// ratio; skipped with a message when Python with torch is absent.
         #[arg(long, conflicts_with = "config")]
         pytorch: bool,
+        /// Without `--config`: time each distinct layer of the ResNet-18 alone at its shape,
+        /// forward and backward, with its count in the network and its share of the step (with
+        /// `--pytorch`, beside `docs/reference/bench_resnet_layers.py`'s same list).
+        #[arg(long, conflicts_with = "config")]
+        layers: bool,
     },
     /// Check a backend: the ResNet forward against the CPU backend, and each config of a folder
     /// trained a few steps on one batch (the loss must fall). Exits non-zero on a failure.
@@ -423,6 +428,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             batch,
             steps,
             pytorch: _,
+            layers: _,
         } => {
             let mut cfg = TrainConfig::load_with(&config, &set)?;
             cfg.model.backbone.width = width;
@@ -457,7 +463,11 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             batch,
             steps,
             pytorch,
+            layers,
         } => {
+            if layers {
+                return crate::bench_layers::run(&device, width, batch, steps, pytorch);
+            }
             let r = crate::bench::train_step(&device, width, batch, steps)?;
             println!(
                 "| backend | model | batch | forward s | backward s | update s | s/step | images/s |"

@@ -1,6 +1,7 @@
 //! `unmix`: pre-train and evaluate self-supervised models with Un-Mix.
 
 mod bench;
+mod bench_layers;
 mod check_backend;
 mod cli;
 
