@@ -4,10 +4,12 @@
 
 use std::time::Instant;
 
+use burn::module::{ModuleMapper, Param};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::{BatchNormConfig, PaddingConfig2d};
-use burn::optim::{GradientsParams, Optimizer as _, SgdConfig};
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use unmix_models::{EncoderConfig, HeadConfig, ResNetConfig};
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
@@ -42,7 +44,19 @@ fn time(
     (fwd / steps as f64, bwd / steps as f64)
 }
 
-fn step(width: usize, batch: usize, steps: usize, device: &Device) -> f64 {
+/// Casts every float parameter to the given type (leaves stay leaves: the cast happens before training).
+struct CastParams(FloatDType);
+
+impl ModuleMapper for CastParams {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.0;
+        param.map(|t| t.cast(dtype).detach().require_grad())
+    }
+}
+
+/// The step with the weights, the images and so every operation in `dtype` (no f32 master copy:
+/// the most that a mixed-precision step could gain).
+fn step(width: usize, batch: usize, steps: usize, device: &Device, dtype: FloatDType) -> f64 {
     device.seed(0);
     let mut model = EncoderConfig {
         backbone: ResNetConfig {
@@ -52,13 +66,15 @@ fn step(width: usize, batch: usize, steps: usize, device: &Device) -> f64 {
         head: HeadConfig::Linear { out_dim: 128 },
     }
     .init(device)
-    .unwrap();
+    .unwrap()
+    .map(&mut CastParams(dtype));
     let mut optim = SgdConfig::new().init();
     let x = Tensor::<4>::random(
         [batch, 3, 32, 32],
         burn::tensor::Distribution::Default,
         device,
-    );
+    )
+    .cast(dtype);
     let mut total = 0.0;
     for i in 0..=steps {
         let t0 = Instant::now();
@@ -91,7 +107,7 @@ fn main() {
     let ndarray = Device::ndarray();
     for (name, device) in [("flex", Device::flex()), ("ndarray", ndarray)] {
         let device = device.autodiff();
-        let s = step(width, batch, steps, &device);
+        let s = step(width, batch, steps, &device, FloatDType::F32);
         let conv = |cin: usize, side: usize| {
             let conv = Conv2dConfig::new([cin, cin], [3, 3])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -126,5 +142,14 @@ fn main() {
             ms(bf),
             ms(bb)
         );
+    }
+    println!("\n| flex, whole step in | step s | images/s |\n|---|---|---|");
+    for (name, dtype) in [
+        ("f32", FloatDType::F32),
+        ("f16", FloatDType::F16),
+        ("bf16", FloatDType::BF16),
+    ] {
+        let s = step(width, batch, steps, &Device::flex().autodiff(), dtype);
+        println!("| {name} | {s:.4} | {:.1} |", batch as f64 / s);
     }
 }
