@@ -37,7 +37,7 @@ def resnet18_layers(width):
         add(f"relu {c} @{side}", lambda: (nn.ReLU(), c, side))
 
     def residual(c, side):
-        add(f"add {c} @{side}", lambda: (Add(c, side), c, side))
+        add(f"add {c} @{side}", lambda: (Add(), c, side))
 
     conv(3, width, 3, 1, 32)
     bn(width, 32)
@@ -66,7 +66,7 @@ def resnet18_layers(width):
 class Add(nn.Module):
     """The residual sum with a second input that also requires a gradient."""
 
-    def __init__(self, c, side):
+    def __init__(self):
         super().__init__()
         self.other = None
 

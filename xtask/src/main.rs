@@ -303,7 +303,7 @@ const HELP: &str = "cargo xtask <task>
   report --run DIR                 (write a run's report.md and plots again)
   compare RUN_A RUN_B [--out DIR]  (runs side by side: compare.md and plots)
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
-  bench [--device D] [--layers] [--pytorch]
+  bench [--device D] [--layers] [--pytorch] [--dtype f16|bf16]
   parity
   test [--full]
   gpu-kit

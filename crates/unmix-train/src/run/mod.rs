@@ -2,7 +2,8 @@
 //! ([`train_loop`](self::train_method)), one step ([`train_step`]), checkpoints
 //! ([`checkpoint`]), metrics ([`metrics`]) and the progress display. Generic over
 //! [`Method`](crate::Method); nothing here knows which method it trains. [`backend_check`]
-//! compares a backend with the CPU and trains each method a few steps on it.
+//! compares a backend with the CPU and trains each method a few steps on it; [`resnet_bench`]
+//! times a ResNet-18 step and its layers.
 
 pub mod backend_check;
 pub mod checkpoint;
@@ -13,6 +14,7 @@ mod online_probe;
 pub mod parity;
 mod prefetch;
 mod progress;
+pub mod resnet_bench;
 mod run_dir;
 mod step;
 mod train_loop;

@@ -148,6 +148,11 @@ pub(crate) enum Command {
         /// `--pytorch`, beside `docs/reference/bench_resnet_layers.py`'s same list).
         #[arg(long, conflicts_with = "config")]
         layers: bool,
+        /// Without `--config` or `--layers`: the step with weights and images in this float type
+        /// (f32, f16 or bf16), every operation in it: the most mixed precision could gain.
+        #[arg(long, default_value = "f32", value_parser = ["f32", "f16", "bf16"],
+              conflicts_with_all = ["config", "layers", "pytorch"])]
+        dtype: String,
     },
     /// Check a backend: the ResNet forward against the CPU backend, and each config of a folder
     /// trained a few steps on one batch (the loss must fall). Exits non-zero on a failure.
@@ -429,6 +434,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             steps,
             pytorch: _,
             layers: _,
+            dtype: _,
         } => {
             let mut cfg = TrainConfig::load_with(&config, &set)?;
             cfg.model.backbone.width = width;
@@ -464,17 +470,25 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             steps,
             pytorch,
             layers,
+            dtype,
         } => {
             if layers {
                 return crate::bench_layers::run(&device, width, batch, steps, pytorch);
             }
-            let r = crate::bench::train_step(&device, width, batch, steps)?;
+            let float = match dtype.as_str() {
+                "f16" => burn::tensor::FloatDType::F16,
+                "bf16" => burn::tensor::FloatDType::BF16,
+                _ => burn::tensor::FloatDType::F32,
+            };
+            let on = unmix_train::device::parse_device(&device)?.autodiff();
+            let r =
+                unmix_train::run::resnet_bench::time_resnet_step(&on, width, batch, steps, float)?;
             println!(
                 "| backend | model | batch | forward s | backward s | update s | s/step | images/s |"
             );
             println!("|---|---|---|---|---|---|---|---|");
             println!(
-                "| {device} | ResNet-18 width {width}, 32×32 | {batch} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} |",
+                "| {device} | ResNet-18 width {width}, 32×32, {dtype} | {batch} | {:.4} | {:.4} | {:.4} | {:.4} | {:.1} |",
                 r.forward, r.backward, r.update, r.seconds_per_step, r.images_per_second
             );
             if pytorch {
