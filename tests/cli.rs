@@ -894,13 +894,28 @@ fn bench_splits_the_step_and_compares_with_pytorch() {
     assert!(compared ^ skipped, "{text}");
 }
 
+/// The cells of the first `**sum**` row of `table` (a part of `text`, shown on failure).
+fn sum_row<'a>(table: &'a str, text: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|l| l.starts_with("| **sum** |"))
+        .unwrap_or_else(|| panic!("no **sum** row: {text}"))
+        .split('|')
+        .map(str::trim)
+        .collect()
+}
+
 /// `unmix bench --layers` times each distinct layer of the ResNet-18 alone: the counts cover
 /// the network (20 convolutions, 20 batch norms, 17 ReLUs, 8 residual sums), the shares add up
-/// to 100%, and with `--pytorch` every row has PyTorch's columns, or it says it skipped them.
+/// to 100%, and with `--pytorch` every row has PyTorch's columns, or it says it skipped them;
+/// each convolution's backward is also timed as its input's and its weight's gradient alone.
 #[test]
 fn bench_layers_splits_the_network_by_layer() {
     let text = tiny_bench(&["--layers"]);
-    let rows: Vec<Vec<&str>> = text
+    let (layers, conv_split) = text
+        .split_once("Convolution backward, each gradient alone")
+        .unwrap_or_else(|| panic!("no convolution backward split: {text}"));
+    let rows: Vec<Vec<&str>> = layers
         .lines()
         .filter(|l| l.starts_with("| ") && l.contains(" @"))
         .map(|l| l.split('|').map(str::trim).collect())
@@ -933,16 +948,35 @@ fn bench_layers_splits_the_network_by_layer() {
         assert!(r[3].parse::<f64>().unwrap() >= 0.0, "{r:?}");
         assert!(r[4].parse::<f64>().unwrap() >= 0.0, "{r:?}");
     }
-    let sum: Vec<&str> = text
-        .lines()
-        .find(|l| l.starts_with("| **sum** |"))
-        .unwrap_or_else(|| panic!("{text}"))
-        .split('|')
-        .map(str::trim)
-        .collect();
+    let sum = sum_row(layers, &text);
     assert!(sum[2].parse::<f64>().unwrap() > 0.0, "{sum:?}");
     assert!(sum[3].parse::<f64>().unwrap() > 0.0, "{sum:?}");
     let compared = rows.iter().all(|r| r[5].parse::<f64>().is_ok());
     let skipped = text.contains("PyTorch side skipped") && rows.iter().all(|r| r[5] == "–");
     assert!(compared ^ skipped, "{text}");
+    // The convolutions' backward split: one row per distinct convolution, 20 in all by count;
+    // the stem's input needs no gradient.
+    let split: Vec<Vec<&str>> = conv_split
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains(" @"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        split
+            .iter()
+            .map(|r| r[2].parse::<usize>().unwrap())
+            .sum::<usize>(),
+        20,
+        "{text}"
+    );
+    for r in &split {
+        let stem = r[1].contains(" 3->");
+        assert_eq!(r[3] == "–", stem, "{r:?}");
+        assert!(r[4].parse::<f64>().unwrap() >= 0.0, "{r:?}");
+        assert_eq!(r[5] == "–", skipped || stem, "{r:?}");
+        assert_eq!(r[6].parse::<f64>().is_ok(), compared, "{r:?}");
+    }
+    let split_sum = sum_row(conv_split, &text);
+    assert!(split_sum[3].parse::<f64>().unwrap() > 0.0, "{split_sum:?}");
+    assert!(split_sum[4].parse::<f64>().unwrap() > 0.0, "{split_sum:?}");
 }

@@ -342,3 +342,182 @@ fn wmse_protocols_match_the_pytorch_reference() {
     );
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// Whether `python3` is installed (the run-level harness's planning and table need no torch);
+/// says the test is skipped when not.
+fn python_available() -> bool {
+    let found = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("skipped: python3 is not installed");
+    }
+    found
+}
+
+/// The run-level harness (`cargo xtask parity --runs`, `docs/reference/run_parity.py`) plans one
+/// run of ours and one of the reference for each method, Un-Mix setting and seed, with the same
+/// data, width, batch, epochs and seed on both sides, each on one thread; an unknown method is
+/// an error naming it.
+#[test]
+fn run_parity_plans_ours_and_the_reference_alike() {
+    if !python_available() {
+        return;
+    }
+    let out = Command::new("python3")
+        .current_dir(root())
+        .args(["docs/reference/run_parity.py", "--unmix-bin", "/bin/unmix"])
+        .args([
+            "--methods",
+            "moco,simclr,byol",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "3",
+        ])
+        .args(["--data", "/data/fm", "--dry-run"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        24,
+        "2 sides x 2 Un-Mix settings x 3 methods x 2 seeds:\n{text}"
+    );
+    for method in ["moco", "simclr", "byol"] {
+        for unmix in [false, true] {
+            let suffix = if unmix { "_unmix" } else { "" };
+            let config = format!("configs/cifar10/{method}{suffix}.toml");
+            assert!(root().join(&config).exists(), "{config}");
+            for seed in [0, 1] {
+                let ours: Vec<_> = (lines.iter())
+                    .filter(|l| l.contains(&format!("--config {config} ")))
+                    .filter(|l| l.contains(&format!("run.seed={seed}")))
+                    .collect();
+                assert_eq!(ours.len(), 1, "{method}{suffix} seed {seed}:\n{text}");
+                for set in [
+                    "data.path=\"/data/fm\"",
+                    "model.backbone.width=8",
+                    "optim.batch_size=128",
+                    "optim.epochs=3",
+                    "eval.every_epochs=3",
+                    "run.device=\"cpu\"",
+                ] {
+                    assert!(ours[0].contains(set), "{set} in {}", ours[0]);
+                }
+                assert!(ours[0].starts_with("RAYON_NUM_THREADS=1 /bin/unmix train"));
+                let script = if method == "moco" {
+                    "moco_demo_train.py /data/fm".to_string()
+                } else {
+                    format!("siamese_demo_train.py {method} /data/fm")
+                };
+                let reference: Vec<_> = (lines.iter())
+                    .filter(|l| l.contains(&format!("{script} {seed} ")))
+                    .filter(|l| l.contains("--unmix") == unmix)
+                    .collect();
+                assert_eq!(reference.len(), 1, "{script} {seed}{suffix}:\n{text}");
+                for arg in ["--epochs 3", "--width 8", "--batch 128", "--threads 1"] {
+                    assert!(reference[0].contains(arg), "{arg} in {}", reference[0]);
+                }
+            }
+        }
+    }
+    let bad = Command::new("python3")
+        .current_dir(root())
+        .args(["docs/reference/run_parity.py", "--unmix-bin", "/bin/unmix"])
+        .args(["--methods", "simclr,swav", "--dry-run"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown method 'swav'"), "{err}");
+}
+
+/// With every run's result already in its output directory the harness runs nothing and writes
+/// the table: per-seed cells, means ± sample standard deviations, the Un-Mix gain over the plain
+/// run of the same seed, and ours − reference (expected values worked out by hand below).
+#[test]
+fn run_parity_resumes_and_tabulates_finished_runs() {
+    if !python_available() {
+        return;
+    }
+    let work = std::env::temp_dir().join(format!("unmix-run-parity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("test_batch.bin"), b"").unwrap();
+    // (random init, epoch 2) per seed 0 and 1.
+    let runs = [
+        ("ours", "simclr", [(50.0, 60.0), (52.0, 62.0)]),
+        ("ours", "simclr_unmix", [(50.0, 61.0), (52.0, 64.0)]),
+        ("reference", "simclr", [(55.0, 59.0), (53.0, 63.0)]),
+        ("reference", "simclr_unmix", [(55.0, 60.0), (53.0, 63.0)]),
+    ];
+    for (side, name, results) in runs {
+        for (seed, (init, last)) in results.into_iter().enumerate() {
+            if side == "ours" {
+                let dir = work.join(format!("out/ours/{name}_w8_b128_e2_s{seed}/cifar10_{name}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                let csv = format!("epoch,step,knn_top1\n0,0,{init}\n1,39,\n2,78,{last}\n");
+                std::fs::write(dir.join("metrics.csv"), csv).unwrap();
+            } else {
+                let dir = work.join("out/reference");
+                std::fs::create_dir_all(&dir).unwrap();
+                let json = format!("{{\"knn\": [[0, {init}], [2, {last}]]}}\n");
+                std::fs::write(dir.join(format!("{name}_w8_b128_e2_s{seed}.json")), json).unwrap();
+            }
+        }
+    }
+    let out = Command::new("python3")
+        .current_dir(root())
+        .args(["docs/reference/run_parity.py", "--unmix-bin", "/bin/false"])
+        .args([
+            "--methods",
+            "simclr",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "2",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(work.join("out"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("8 of 8 runs already done; running 0"),
+        "{text}"
+    );
+    let table = std::fs::read_to_string(work.join("out/table.md")).unwrap();
+    assert!(
+        table.contains(
+            "| simclr | 0 | 50.00 → 60.00 | 50.00 → 61.00 | 55.00 → 59.00 | 55.00 → 60.00 |"
+        ),
+        "{table}"
+    );
+    // Means 61, 62.5, 61, 61.5; sd of (60, 62) = √2 = 1.41, of (61, 64) = 2.12, of (59, 63) = 2.83.
+    assert!(
+        table.contains("| simclr | mean ± sd | **61.00** ± 1.41 | **62.50** ± 2.12 | **61.00** ± 2.83 | **61.50** ± 2.12 |"),
+        "{table}"
+    );
+    // Gains: ours (1, 2) → +1.50 ± 0.71; reference (1, 0) → +0.50 ± 0.71.
+    assert!(
+        table.contains("| simclr | Un-Mix gain | +1.50 ± 0.71 | | +0.50 ± 0.71 | |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| simclr | ours − reference | +0.00 | +1.00 | | |"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&work).ok();
+}

@@ -6,7 +6,10 @@ the backward starts from the sum of the output, as ours does.
 
     python3 docs/reference/bench_resnet_layers.py [--width 64] [--batch 64] [--steps 3]
 
-Prints one markdown row per layer: | layer | forward ms | backward ms |
+Prints one markdown row per layer: | layer | forward ms | backward ms |, and for a convolution
+two more cells: its backward with only the input requiring a gradient and with only the weight
+(`–` for the stem's input, the image), as `time_conv_backward_split` in
+`crates/unmix-train/src/run/resnet_bench.rs` times them.
 """
 
 import sys
@@ -104,7 +107,30 @@ def main(args):
             if i > 0:
                 fwd, bwd = fwd + t1 - t0, bwd + t2 - t1
         n = max(steps, 1)
-        print(f"| {name} | {1e3 * fwd / n:.3f} | {1e3 * bwd / n:.3f} |")
+        row = f"| {name} | {1e3 * fwd / n:.3f} | {1e3 * bwd / n:.3f} |"
+        if isinstance(module, nn.Conv2d):
+            input_grad = "–" if c == 3 else f"{1e3 * backward_alone(module, x, steps, 'input'):.3f}"
+            weight_grad = backward_alone(module, x, steps, "weight")
+            row += f" {input_grad} | {1e3 * weight_grad:.3f} |"
+        print(row)
+
+
+def backward_alone(conv, x, steps, which):
+    """Mean seconds of the convolution's backward with only `which` ("input" or "weight")
+    requiring a gradient."""
+    x = x.detach().requires_grad_(which == "input")
+    conv.weight.requires_grad_(which == "weight")
+    total = 0.0
+    for i in range(steps + 1):
+        y = conv(x)
+        t0 = time.perf_counter()
+        y.sum().backward()
+        if i > 0:
+            total += time.perf_counter() - t0
+        x.grad = None
+        conv.zero_grad(set_to_none=True)
+    conv.weight.requires_grad_(True)
+    return total / max(steps, 1)
 
 
 if __name__ == "__main__":

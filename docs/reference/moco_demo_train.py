@@ -89,8 +89,8 @@ def knn_top1(encoder, train_loader, test_loader, classes, k=200, t=0.1):
     return 100.0 * correct / total
 
 
-def main():
-    a = argparse.ArgumentParser()
+def add_run_args(a):
+    """The arguments every run script of the comparison takes."""
     a.add_argument("data")
     a.add_argument("seed", type=int)
     a.add_argument("--unmix", action="store_true")
@@ -100,13 +100,42 @@ def main():
     a.add_argument("--knn-every", type=int, default=2)
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--out", default=None)
-    args = a.parse_args()
+
+
+def seeded_loaders(args, train_t):
+    """Threads and seeds set, then the loaders: two views of each training image per batch
+    (dropping the last partial batch), and the kNN bank (training images) and test images with
+    the test transform."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-
     xtr, ytr = read_cifar10([f"{args.data}/data_batch_{i}.bin" for i in range(1, 6)])
     xte, yte = read_cifar10([f"{args.data}/test_batch.bin"])
+    test_t = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+    train = torch.utils.data.DataLoader(Images(xtr, ytr, train_t, True), batch_size=args.batch,
+                                        shuffle=True, drop_last=True)
+    memory = torch.utils.data.DataLoader(Images(xtr, ytr, test_t, False), batch_size=512)
+    test = torch.utils.data.DataLoader(Images(xte, yte, test_t, False), batch_size=512)
+    return train, memory, test
+
+
+def unmix_mixture(x0):
+    """The demo's / README's mixture of view 0 with its batch flip: (mixed, lam), globally with
+    p 0.5, else a region (lam then the share of the anchor left)."""
+    lam = np.random.beta(1.0, 1.0)
+    rev = torch.flip(x0, (0,))
+    if np.random.rand() < 0.5:
+        return lam * x0 + (1 - lam) * rev, lam
+    b1, c1, b2, c2 = rand_bbox(x0.size(), lam)
+    mixed = x0.clone()
+    mixed[:, :, b1:b2, c1:c2] = rev[:, :, b1:b2, c1:c2]
+    return mixed, 1 - ((b2 - b1) * (c2 - c1) / (x0.size(-1) * x0.size(-2)))
+
+
+def main():
+    a = argparse.ArgumentParser()
+    add_run_args(a)
+    args = a.parse_args()
     train_t = transforms.Compose([
         transforms.RandomResizedCrop(32),
         transforms.RandomHorizontalFlip(p=0.5),
@@ -114,11 +143,7 @@ def main():
         transforms.RandomGrayscale(p=0.2),
         transforms.ToTensor(),
         transforms.Normalize(MEAN, STD)])
-    test_t = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
-    train = torch.utils.data.DataLoader(Images(xtr, ytr, train_t, True), batch_size=args.batch,
-                                        shuffle=True, drop_last=True)
-    memory = torch.utils.data.DataLoader(Images(xtr, ytr, test_t, False), batch_size=512)
-    test = torch.utils.data.DataLoader(Images(xte, yte, test_t, False), batch_size=512)
+    train, memory, test = seeded_loaders(args, train_t)
 
     model_cfg = {"backbone": {"layers": [2, 2, 2, 2], "width": args.width, "stem": "cifar", "bn_splits": 8},
                  "head": {"kind": "linear", "out_dim": 128}}
@@ -138,17 +163,7 @@ def main():
         model.train()
         total = n = 0
         for im1, im2 in train:
-            mixed = lam = None
-            if args.unmix:
-                lam = np.random.beta(1.0, 1.0)
-                rev = torch.flip(im1, (0,))
-                if np.random.rand() < 0.5:
-                    mixed = lam * im1 + (1 - lam) * rev
-                else:
-                    b1, c1, b2, c2 = rand_bbox(im1.size(), lam)
-                    mixed = im1.clone()
-                    mixed[:, :, b1:b2, c1:c2] = rev[:, :, b1:b2, c1:c2]
-                    lam = 1 - ((b2 - b1) * (c2 - c1) / (im1.size(-1) * im1.size(-2)))
+            mixed, lam = unmix_mixture(im1) if args.unmix else (None, None)
             model.momentum_update_key_encoder(model.m)
             perm1, perm2 = torch.randperm(len(im1)), torch.randperm(len(im1))
             plain, mixed_loss = model(im1, im2, perm1, perm2, mixed, lam)

@@ -7,6 +7,8 @@
 //! - `bench`: the backend and training-step benchmarks (`docs/benchmarks.md`).
 //! - `parity`: step-level parity of our methods with the PyTorch references in
 //!   `docs/reference/` (`tests/parity.rs`; skipped with a message without Python and torch).
+//!   `parity --runs [...]`: whole runs of ours and of the references over seeds, with and
+//!   without Un-Mix, and one table (`docs/reference/run_parity.py`).
 //! - `gpu-kit`: the release binary with every backend and the GPU run kit's files in
 //!   `target/gpu-kit/` (`scripts/gpu_kit.sh`).
 //! - `test [--full]`: the whole CI: fmt, then one build of every target with every backend
@@ -54,12 +56,8 @@ fn feature_for(device: &str) -> Option<&'static str> {
     }
 }
 
-fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
-    let device = args
-        .iter()
-        .position(|a| a == "--device")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+/// Builds the `unmix` binary (`target/<profile>/unmix`) with `feature` if given.
+fn build_unmix(release: bool, feature: Option<&str>) -> Result<(), Failed> {
     // Build first, with cargo's own progress (crate count and the crate being compiled): on a
     // fresh clone Burn takes minutes to build, and a silent screen looks like a hang.
     let mut build = cargo();
@@ -67,7 +65,7 @@ fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
     if release {
         build.arg("--release");
     }
-    if let Some(f) = device.as_deref().and_then(feature_for) {
+    if let Some(f) = feature {
         build.args(["--features", f]);
     }
     let target = target_dir();
@@ -82,7 +80,16 @@ fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
              later runs start at once"
         );
     }
-    run(build)?;
+    run(build)
+}
+
+fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
+    let device = args
+        .iter()
+        .position(|a| a == "--device")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    build_unmix(release, device.as_deref().and_then(feature_for))?;
     let mut cmd = cargo();
     cmd.args(["run", "--quiet", "-p", "unmix-train", "--bin", "unmix"]);
     if release {
@@ -92,6 +99,38 @@ fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
         cmd.args(["--features", f]);
     }
     cmd.arg("--").args(args);
+    run(cmd)
+}
+
+/// `parity --runs`: whole runs of ours and of the PyTorch references on the same data, settings
+/// and seeds, with and without Un-Mix, and one table (`docs/reference/run_parity.py`, which
+/// documents the options; written to `target/parity-runs/table.md`). Skipped with a message
+/// without Python and torch, except `--dry-run`, which prints the runs' commands only.
+fn parity_runs(args: &[String], release: bool) -> Result<(), Failed> {
+    let dry_run = args.iter().any(|a| a == "--dry-run");
+    let torch = Command::new("python3")
+        .args(["-c", "import torch, torchvision"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !torch && !dry_run {
+        eprintln!(
+            "skipped: the run-level parity needs python3 with torch and torchvision \
+             (pip install torch torchvision)"
+        );
+        return Ok(());
+    }
+    if !dry_run {
+        build_unmix(release, None)?;
+    }
+    let profile = if release { "release" } else { "debug" };
+    let bin = std::path::Path::new(&target_dir())
+        .join(profile)
+        .join("unmix");
+    let mut cmd = Command::new("python3");
+    cmd.arg("docs/reference/run_parity.py")
+        .arg("--unmix-bin")
+        .arg(bin)
+        .args(args.iter().filter(|a| *a != "--runs"));
     run(cmd)
 }
 
@@ -304,7 +343,7 @@ const HELP: &str = "cargo xtask <task>
   compare RUN_A RUN_B [--out DIR]  (runs side by side: compare.md and plots)
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D] [--layers] [--pytorch] [--dtype f16|bf16]
-  parity
+  parity [--runs [--methods moco,simclr,byol] [--seeds 0,1,2] [--epochs 10] [--jobs 2] [--dry-run]]
   test [--full]
   gpu-kit
   publish-check";
@@ -336,6 +375,7 @@ fn main() -> ExitCode {
             )
         }
         Some("bench") => unmix(&[vec!["bench".to_string()], rest].concat(), release),
+        Some("parity") if rest.iter().any(|a| a == "--runs") => parity_runs(&rest, release),
         Some("parity") => linted_cargo().and_then(|mut cmd| {
             // The test build's flags and features, so that after `test` nothing recompiles.
             cmd.args(["test", "-p", "unmix-train", "--features", ALL_BACKENDS]);

@@ -308,6 +308,63 @@ pub fn time_layer(
     })
 }
 
+/// A convolution's backward split into its two gradients (mean seconds of each alone).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvBackwardSplit {
+    /// The gradient with respect to the input (`None` for the stem, whose input is the image).
+    pub input: Option<f64>,
+    /// The gradient with respect to the weight.
+    pub weight: f64,
+}
+
+/// Times a convolution layer's backward twice, once with only the input requiring a gradient
+/// and once with only the weight, so that the two gradients' costs show apart (Burn's default
+/// `conv2d_x_backward` is a transposed convolution, `conv2d_weight_backward` a convolution of the
+/// input by the output gradient). `None` for a layer that is not a convolution.
+pub fn time_conv_backward_split(
+    layer: Layer,
+    batch: usize,
+    steps: usize,
+    device: &Device,
+) -> Result<Option<ConvBackwardSplit>, TrainError> {
+    let Layer::Conv {
+        cin,
+        cout,
+        k,
+        stride,
+        side,
+    } = layer
+    else {
+        return Ok(None);
+    };
+    let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
+    let x = Tensor::<4>::random([batch, cin, side, side], normal, device);
+    let w = Tensor::<4>::random([cout, cin, k, k], normal, device).mul_scalar(0.1);
+    let options = burn::tensor::ops::ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], 1);
+    let backward_of = |x: Tensor<4>, w: Tensor<4>| -> Result<f64, TrainError> {
+        let mut total = 0.0;
+        for i in 0..=steps {
+            let y = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
+            sync(device)?;
+            let t0 = Instant::now();
+            let grads = y.sum().backward();
+            sync(device)?;
+            if i > 0 {
+                total += t0.elapsed().as_secs_f64();
+            }
+            drop(grads);
+        }
+        Ok(total / steps.max(1) as f64)
+    };
+    let input = if cin == 3 {
+        None
+    } else {
+        Some(backward_of(x.clone().require_grad(), w.clone())?)
+    };
+    let weight = backward_of(x, w.require_grad())?;
+    Ok(Some(ConvBackwardSplit { input, weight }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

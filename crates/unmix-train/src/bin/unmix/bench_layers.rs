@@ -7,10 +7,18 @@ use std::collections::HashMap;
 
 use unmix_train::TrainError;
 use unmix_train::device::parse_device;
-use unmix_train::run::resnet_bench::{LayerTiming, resnet18_layers, time_layer};
+use unmix_train::run::resnet_bench::{
+    ConvBackwardSplit, Layer, LayerTiming, resnet18_layers, time_conv_backward_split, time_layer,
+};
 
 /// The PyTorch script that times the same layers.
 const PYTORCH_SCRIPT: &str = "docs/reference/bench_resnet_layers.py";
+
+/// PyTorch's timings of one layer: forward and backward, and a convolution's backward split.
+struct PytorchLayer {
+    timing: LayerTiming,
+    split: Option<ConvBackwardSplit>,
+}
 
 /// Runs the PyTorch script at the same width, batch and steps and returns its timings by layer
 /// name, or `None` (with a message) when Python with torch is absent.
@@ -18,7 +26,7 @@ fn pytorch_timings(
     width: usize,
     batch: usize,
     steps: usize,
-) -> Result<Option<HashMap<String, LayerTiming>>, TrainError> {
+) -> Result<Option<HashMap<String, PytorchLayer>>, TrainError> {
     let script = std::path::Path::new(PYTORCH_SCRIPT);
     let Some(text) = crate::bench::run_pytorch_script(script, width, batch, steps)? else {
         return Ok(None);
@@ -30,23 +38,37 @@ fn pytorch_timings(
     let mut out = HashMap::new();
     for row in text.lines().filter(|l| l.starts_with("| ")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let [_, name, fwd, bwd, ..] = cells[..] else {
-            return Err(failed(format!(
-                "expected | layer | fwd ms | bwd ms |: {row:?}"
-            )));
+        let (name, fwd, bwd, split) = match cells[..] {
+            [_, name, fwd, bwd, _] => (name, fwd, bwd, None),
+            [_, name, fwd, bwd, input, weight, _] => (name, fwd, bwd, Some((input, weight))),
+            _ => {
+                return Err(failed(format!(
+                    "expected | layer | fwd ms | bwd ms | [input grad ms | weight grad ms |]: \
+                     {row:?}"
+                )));
+            }
         };
         let ms = |s: &str| {
             s.parse::<f64>()
                 .map(|v| v / 1e3)
                 .map_err(|_| failed(format!("not a number of ms: {s:?} in {row:?}")))
         };
-        out.insert(
-            name.to_string(),
-            LayerTiming {
-                forward: ms(fwd)?,
-                backward: ms(bwd)?,
-            },
-        );
+        let split = match split {
+            Some((input, weight)) => Some(ConvBackwardSplit {
+                input: if input == "–" {
+                    None
+                } else {
+                    Some(ms(input)?)
+                },
+                weight: ms(weight)?,
+            }),
+            None => None,
+        };
+        let timing = LayerTiming {
+            forward: ms(fwd)?,
+            backward: ms(bwd)?,
+        };
+        out.insert(name.to_string(), PytorchLayer { timing, split });
     }
     Ok(Some(out))
 }
@@ -107,7 +129,7 @@ pub(crate) fn run(
         let p = theirs
             .as_ref()
             .and_then(|m| m.get(&layer.name()))
-            .map(|p| [p.forward, p.backward]);
+            .map(|p| [p.timing.forward, p.timing.backward]);
         let n = *n as f64;
         let ours = [t.forward, t.backward];
         println!(
@@ -144,5 +166,68 @@ pub(crate) fn run(
         let p = theirs.is_some().then_some([t[2], t[3]]);
         println!("| {kind} | {} | {} |", cells(ours, p), share(ours));
     }
+    print_conv_backward_split(&layers, batch, steps, &on, theirs.as_ref())
+}
+
+/// The convolutions' backward split into the input's and the weight's gradient, each timed
+/// alone, per layer and summed over the network (each layer times its count), beside PyTorch's.
+fn print_conv_backward_split(
+    layers: &[(Layer, usize)],
+    batch: usize,
+    steps: usize,
+    on: &burn::prelude::Device,
+    theirs: Option<&HashMap<String, PytorchLayer>>,
+) -> Result<(), TrainError> {
+    let ms = |s: Option<f64>| s.map_or("–".to_string(), |s| format!("{:.3}", s * 1e3));
+    let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+        (Some(o), Some(t)) if o > 0.0 => format!("{:.2}×", t / o),
+        _ => "–".to_string(),
+    };
+    println!("\nConvolution backward, each gradient alone (ms):\n");
+    println!(
+        "| conv layer | count | ours input grad | ours weight grad | PyTorch input grad | \
+         PyTorch weight grad | input grad ours / PyTorch | weight grad ours / PyTorch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    // Summed over the network: ours input, ours weight, PyTorch input, PyTorch weight.
+    let mut sum = [0.0; 4];
+    for &(layer, n) in layers {
+        let Some(split) = time_conv_backward_split(layer, batch, steps, on)? else {
+            continue;
+        };
+        let p = theirs
+            .and_then(|m| m.get(&layer.name()))
+            .and_then(|p| p.split);
+        let row = [
+            split.input,
+            Some(split.weight),
+            p.and_then(|p| p.input),
+            p.map(|p| p.weight),
+        ];
+        println!(
+            "| {} | {n} | {} | {} | {} | {} | {} | {} |",
+            layer.name(),
+            ms(row[0]),
+            ms(row[1]),
+            ms(row[2]),
+            ms(row[3]),
+            ratio(row[0], row[2]),
+            ratio(row[1], row[3])
+        );
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += n as f64 * v.unwrap_or(0.0);
+        }
+    }
+    let compared = theirs.is_some();
+    let theirs_sum = |v: f64| compared.then_some(v);
+    println!(
+        "| **sum** | | {} | {} | {} | {} | {} | {} |",
+        ms(Some(sum[0])),
+        ms(Some(sum[1])),
+        ms(theirs_sum(sum[2])),
+        ms(theirs_sum(sum[3])),
+        ratio(Some(sum[0]), theirs_sum(sum[2])),
+        ratio(Some(sum[1]), theirs_sum(sum[3]))
+    );
     Ok(())
 }

@@ -1,0 +1,193 @@
+"""Run-level parity (issue 11): whole pre-training runs of ours (`unmix train` on
+`configs/cifar10/<method>[_unmix].toml`, scaled to a CPU) and of our PyTorch reference of the
+authors' code (`moco_demo_train.py`: the MoCo CIFAR demo; `siamese_demo_train.py`: htdt's
+SimCLR and BYOL) on the same CIFAR-format files with the same settings and seeds, with and
+without Un-Mix; writes one markdown table of kNN top-1 (random init -> last epoch).
+`cargo xtask parity --runs [...]` builds `unmix` and runs this.
+
+    python3 run_parity.py --unmix-bin target/debug/unmix [--methods moco,simclr,byol]
+        [--seeds 0,1,2] [--epochs 10] [--width 8] [--batch 128] [--jobs 2]
+        [--data target/parity-runs/fm-cifar] [--out target/parity-runs] [--dry-run]
+
+The data (if `--data` holds no CIFAR files): the first 5,000 Fashion-MNIST training images of
+`datasets/fashion-mnist` and its 10,000 test images in CIFAR-10's binary layout
+(`fashion_to_cifar.py`). Each run is single-threaded (`RAYON_NUM_THREADS=1`, `--threads 1`) and
+`--jobs` run at once. A run whose result is already in `--out` is not run again, so an
+interrupted harness resumes where it stopped. `--dry-run` prints the runs' commands only (no
+torch needed).
+"""
+
+import argparse
+import concurrent.futures
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+SCRIPTS = {"moco": "moco_demo_train.py", "simclr": "siamese_demo_train.py",
+           "byol": "siamese_demo_train.py"}
+
+
+def run_name(a, method, unmix, seed):
+    """A run's name, with every setting that varies, so that runs of other settings are kept."""
+    return f"{method}{'_unmix' if unmix else ''}_w{a.width}_b{a.batch}_e{a.epochs}_s{seed}"
+
+
+def ours_job(a, method, unmix, seed):
+    config = f"configs/cifar10/{method}{'_unmix' if unmix else ''}.toml"
+    out_dir = os.path.join(a.out, "ours", run_name(a, method, unmix, seed))
+    sets = {"data.path": a.data, "model.backbone.width": a.width, "optim.batch_size": a.batch,
+            "optim.epochs": a.epochs, "eval.every_epochs": a.epochs, "run.device": "cpu",
+            "data.num_workers": 1, "run.seed": seed}
+    cmd = [a.unmix_bin, "train", "--config", config, "--out-dir", out_dir, "--overwrite"]
+    for key, value in sets.items():
+        cmd += ["--set", f"{key}={json.dumps(value) if isinstance(value, str) else value}"]
+    return {"side": "ours", "name": run_name(a, method, unmix, seed), "method": method,
+            "unmix": unmix, "seed": seed, "cmd": cmd, "env": {"RAYON_NUM_THREADS": "1"},
+            "result": out_dir, "cwd": ROOT}
+
+
+def reference_job(a, method, unmix, seed):
+    result = os.path.join(a.out, "reference", run_name(a, method, unmix, seed) + ".json")
+    cmd = [sys.executable, os.path.join(HERE, SCRIPTS[method])]
+    cmd += ([] if method == "moco" else [method]) + [a.data, str(seed)]
+    cmd += (["--unmix"] if unmix else []) + ["--epochs", str(a.epochs), "--width", str(a.width),
+                                             "--batch", str(a.batch), "--knn-every",
+                                             str(a.epochs), "--threads", "1", "--out", result]
+    return {"side": "reference", "name": run_name(a, method, unmix, seed), "method": method,
+            "unmix": unmix, "seed": seed, "cmd": cmd, "env": {}, "result": result, "cwd": ROOT}
+
+
+def ours_knn(out_dir, epochs):
+    """(random init, last epoch) kNN from the run's metrics.csv, or None when unfinished."""
+    for root, _, files in os.walk(out_dir):
+        if "metrics.csv" in files:
+            rows = [r for r in csv.DictReader(open(os.path.join(root, "metrics.csv")))
+                    if r["knn_top1"]]
+            by_epoch = {int(r["epoch"]): float(r["knn_top1"]) for r in rows}
+            if 0 in by_epoch and epochs in by_epoch:
+                return by_epoch[0], by_epoch[epochs]
+    return None
+
+
+def reference_knn(path, epochs):
+    if not os.path.exists(path):
+        return None
+    for line in open(path):
+        history = dict((int(e), k) for e, k in json.loads(line)["knn"])
+        if 0 in history and epochs in history:
+            return history[0], history[epochs]
+    return None
+
+
+def result_of(job, epochs):
+    if job["side"] == "ours":
+        return ours_knn(job["result"], epochs)
+    return reference_knn(job["result"], epochs)
+
+
+def run(job, epochs):
+    # The reference writes its result when it ends; ours, interrupted, is moved aside by
+    # `--overwrite` (`<run>.old-N`) and run again.
+    log = job["result"].rstrip("/").removesuffix(".json") + ".log"
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "w") as f:
+        code = subprocess.call(job["cmd"], cwd=job["cwd"], stdout=f, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, **job["env"]))
+    if code != 0 or result_of(job, epochs) is None:
+        raise RuntimeError(f"{job['side']} {job['name']} "
+                           f"failed (exit {code}); see {log}")
+
+
+def mean_sd(values):
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def table(a, jobs):
+    """The markdown table: per seed, random init -> last epoch for the four columns; then the
+    means and the Un-Mix gain over the plain run of the same seed (mean ± sd over seeds)."""
+    got = {(j["side"], j["method"], j["unmix"], j["seed"]): result_of(j, a.epochs) for j in jobs}
+    lines = [f"kNN top-1 (k 200, t 0.1), random init -> epoch {a.epochs}; width {a.width}, "
+             f"batch {a.batch}, seeds {a.seeds}", "",
+             "| method | seed | ours | ours + Un-Mix | reference | reference + Un-Mix |",
+             "|---|---|---|---|---|---|"]
+    cols = [("ours", False), ("ours", True), ("reference", False), ("reference", True)]
+    cell = lambda r: "–" if r is None else f"{r[0]:.2f} → {r[1]:.2f}"  # noqa: E731
+    for method in a.methods:
+        for seed in a.seeds:
+            row = [cell(got[(s, method, u, seed)]) for s, u in cols]
+            lines.append(f"| {method} | {seed} | " + " | ".join(row) + " |")
+        finals = [[got[(s, method, u, seed)] for seed in a.seeds] for s, u in cols]
+        if all(r is not None for col in finals for r in col):
+            means = [mean_sd([r[1] for r in col]) for col in finals]
+            lines.append(f"| {method} | mean ± sd | " + " | ".join(
+                f"**{m:.2f}** ± {sd:.2f}" for m, sd in means) + " |")
+            gains = []
+            for side in ("ours", "reference"):
+                diffs = [got[(side, method, True, s)][1] - got[(side, method, False, s)][1]
+                         for s in a.seeds]
+                gains.append("{:+.2f} ± {:.2f}".format(*mean_sd(diffs)))
+            lines.append(f"| {method} | Un-Mix gain | {gains[0]} | | {gains[1]} | |")
+            lines.append(f"| {method} | ours − reference | {means[0][0] - means[2][0]:+.2f} | "
+                         f"{means[1][0] - means[3][0]:+.2f} | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--unmix-bin", required=True)
+    p.add_argument("--methods", default="moco,simclr,byol")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--data", default=os.path.join(ROOT, "target", "parity-runs", "fm-cifar"))
+    p.add_argument("--out", default=os.path.join(ROOT, "target", "parity-runs"))
+    p.add_argument("--dry-run", action="store_true")
+    a = p.parse_args()
+    a.methods = a.methods.split(",")
+    a.seeds = [int(s) for s in a.seeds.split(",")]
+    a.unmix_bin, a.data, a.out = (os.path.abspath(x) for x in (a.unmix_bin, a.data, a.out))
+    for m in a.methods:
+        if m not in SCRIPTS:
+            p.error(f"--methods: unknown method {m!r}; expected some of {sorted(SCRIPTS)}")
+    # Longest first, so that the last runs to finish are short ones.
+    jobs = [make(a, m, u, s) for make in (ours_job, reference_job) for u in (True, False)
+            for m in a.methods for s in a.seeds]
+    if a.dry_run:
+        for j in jobs:
+            print(" ".join(f"{k}={v}" for k, v in j["env"].items()), " ".join(j["cmd"]))
+        return
+    if not os.path.exists(os.path.join(a.data, "test_batch.bin")):
+        subprocess.check_call([sys.executable, os.path.join(HERE, "fashion_to_cifar.py"),
+                               os.path.join(ROOT, "datasets", "fashion-mnist"), a.data, "5000"])
+    todo = [j for j in jobs if result_of(j, a.epochs) is None]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already done; running {len(todo)}, "
+          f"{a.jobs} at a time", flush=True)
+    failed = []
+    with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
+        futures = {pool.submit(run, j, a.epochs): j for j in todo}
+        for f in concurrent.futures.as_completed(futures):
+            j = futures[f]
+            try:
+                f.result()
+                print(f"done: {j['side']} {j['name']}",
+                      flush=True)
+            except RuntimeError as e:
+                failed.append(str(e))
+                print(f"error: {e}", flush=True)
+    text = table(a, jobs)
+    with open(os.path.join(a.out, "table.md"), "w") as f:
+        f.write(text)
+    print(text + f"\nwritten to {os.path.join(a.out, 'table.md')}")
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
