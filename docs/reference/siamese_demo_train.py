@@ -7,6 +7,7 @@ run-level comparison: same CIFAR-format files, settings and seeds as our `unmix 
 
     python3 siamese_demo_train.py {simclr,byol} DATA_DIR SEED [--unmix] [--epochs 10]
         [--width 8] [--batch 128] [--knn-every 2] [--threads 1] [--out results.jsonl]
+        [--augmentation htdt|ours]
 
 Settings (the configs'): torchvision-layout ResNet-18 with the CIFAR stem (htdt replaces
 torchvision's conv1 after its init loop, so it keeps PyTorch's default initialisation, as the
@@ -47,15 +48,19 @@ def main():
     a = argparse.ArgumentParser()
     a.add_argument("method", choices=["simclr", "byol"])
     add_run_args(a)
+    a.add_argument("--augmentation", choices=["htdt", "ours"], default="htdt",
+                   help="htdt's order and bicubic crops, or ours: crop (bilinear), flip, "
+                        "then jitter and grayscale")
     args = a.parse_args()
-    train_t = transforms.Compose([
-        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        transforms.RandomGrayscale(p=0.1),
-        transforms.RandomResizedCrop(32, scale=(0.2, 1.0),
-                                     interpolation=transforms.InterpolationMode.BICUBIC),
-        transforms.RandomHorizontalFlip(p=0.5),
-        transforms.ToTensor(),
-        transforms.Normalize(MEAN, STD)])
+    colour = [transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+              transforms.RandomGrayscale(p=0.1)]
+    bilinear = args.augmentation == "ours"
+    crop = [transforms.RandomResizedCrop(32, scale=(0.2, 1.0), interpolation=(
+                transforms.InterpolationMode.BILINEAR if bilinear
+                else transforms.InterpolationMode.BICUBIC)),
+            transforms.RandomHorizontalFlip(p=0.5)]
+    train_t = transforms.Compose((crop + colour if bilinear else colour + crop)
+                                 + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
     train, memory, test = seeded_loaders(args, train_t)
 
     backbone = {"layers": [2, 2, 2, 2], "width": args.width, "stem": "cifar"}
