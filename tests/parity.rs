@@ -21,16 +21,24 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Whether `python3` with `torch` is installed; says the test is skipped when not.
-fn torch_available() -> bool {
+/// Whether `python3 -c code` succeeds; says the test is skipped (`missing`) when not.
+fn python_runs(code: &str, missing: &str) -> bool {
     let found = Command::new("python3")
-        .args(["-c", "import torch"])
+        .args(["-c", code])
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        eprintln!("skipped: python3 with torch is not installed (pip install torch)");
+        eprintln!("skipped: {missing}");
     }
     found
+}
+
+/// Whether `python3` with `torch` is installed; says the test is skipped when not.
+fn torch_available() -> bool {
+    python_runs(
+        "import torch",
+        "python3 with torch is not installed (pip install torch)",
+    )
 }
 
 /// Records step 0 of `config` and replays it in the reference; panics with the reference's
@@ -346,14 +354,17 @@ fn wmse_protocols_match_the_pytorch_reference() {
 /// Whether `python3` is installed (the run-level harness's planning and table need no torch);
 /// says the test is skipped when not.
 fn python_available() -> bool {
-    let found = Command::new("python3")
-        .arg("--version")
+    python_runs("pass", "python3 is not installed")
+}
+
+/// `docs/reference/run_parity.py --unmix-bin unmix_bin` with `args`, from the repository root.
+fn run_parity(unmix_bin: &str, args: &[&str]) -> std::process::Output {
+    Command::new("python3")
+        .current_dir(root())
+        .args(["docs/reference/run_parity.py", "--unmix-bin", unmix_bin])
+        .args(args)
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        eprintln!("skipped: python3 is not installed");
-    }
-    found
+        .unwrap()
 }
 
 /// The run-level harness (`cargo xtask parity --runs`, `docs/reference/run_parity.py`) plans one
@@ -365,20 +376,20 @@ fn run_parity_plans_ours_and_the_reference_alike() {
     if !python_available() {
         return;
     }
-    let out = Command::new("python3")
-        .current_dir(root())
-        .args(["docs/reference/run_parity.py", "--unmix-bin", "/bin/unmix"])
-        .args([
+    let out = run_parity(
+        "/bin/unmix",
+        &[
             "--methods",
             "moco,simclr,byol",
             "--seeds",
             "0,1",
             "--epochs",
             "3",
-        ])
-        .args(["--data", "/data/fm", "--dry-run"])
-        .output()
-        .unwrap();
+            "--data",
+            "/data/fm",
+            "--dry-run",
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let lines: Vec<&str> = text.lines().collect();
@@ -425,12 +436,7 @@ fn run_parity_plans_ours_and_the_reference_alike() {
             }
         }
     }
-    let bad = Command::new("python3")
-        .current_dir(root())
-        .args(["docs/reference/run_parity.py", "--unmix-bin", "/bin/unmix"])
-        .args(["--methods", "simclr,swav", "--dry-run"])
-        .output()
-        .unwrap();
+    let bad = run_parity("/bin/unmix", &["--methods", "simclr,swav", "--dry-run"]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(err.contains("unknown method 'swav'"), "{err}");
@@ -471,10 +477,10 @@ fn run_parity_resumes_and_tabulates_finished_runs() {
             }
         }
     }
-    let out = Command::new("python3")
-        .current_dir(root())
-        .args(["docs/reference/run_parity.py", "--unmix-bin", "/bin/false"])
-        .args([
+    let (data, out_dir) = (data.to_str().unwrap(), work.join("out"));
+    let out = run_parity(
+        "/bin/false",
+        &[
             "--methods",
             "simclr",
             "--seeds",
@@ -482,12 +488,11 @@ fn run_parity_resumes_and_tabulates_finished_runs() {
             "--epochs",
             "2",
             "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(work.join("out"))
-        .output()
-        .unwrap();
+            data,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -286,10 +286,20 @@ pub fn time_layer(
             })
         }
     };
+    time_forward_backward(|| forward(x.clone()), steps, device)
+}
+
+/// Mean forward and backward seconds of `forward()` then the backward from its sum: `steps`
+/// runs after one warm-up, the device synchronised after each phase.
+fn time_forward_backward(
+    forward: impl Fn() -> Tensor<4>,
+    steps: usize,
+    device: &Device,
+) -> Result<LayerTiming, TrainError> {
     let (mut fwd, mut bwd) = (0.0, 0.0);
     for i in 0..=steps {
         let t0 = Instant::now();
-        let y = forward(x.clone());
+        let y = forward();
         sync(device)?;
         let t1 = Instant::now();
         let grads = y.sum().backward();
@@ -342,19 +352,8 @@ pub fn time_conv_backward_split(
     let w = Tensor::<4>::random([cout, cin, k, k], normal, device).mul_scalar(0.1);
     let options = burn::tensor::ops::ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], 1);
     let backward_of = |x: Tensor<4>, w: Tensor<4>| -> Result<f64, TrainError> {
-        let mut total = 0.0;
-        for i in 0..=steps {
-            let y = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
-            sync(device)?;
-            let t0 = Instant::now();
-            let grads = y.sum().backward();
-            sync(device)?;
-            if i > 0 {
-                total += t0.elapsed().as_secs_f64();
-            }
-            drop(grads);
-        }
-        Ok(total / steps.max(1) as f64)
+        let conv = || burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
+        Ok(time_forward_backward(conv, steps, device)?.backward)
     };
     let input = if cin == 3 {
         None
