@@ -442,6 +442,64 @@ fn run_parity_plans_ours_and_the_reference_alike() {
     assert!(err.contains("unknown method 'swav'"), "{err}");
 }
 
+/// `--same-init`: before each reference run, `unmix parity-step` records the weights ours starts
+/// from, with exactly the config and settings of ours' run of that seed; the reference loads
+/// that record (`--init`) and keeps its result apart from the runs from its own initialisation.
+#[test]
+fn run_parity_same_init_starts_the_reference_from_our_weights() {
+    if !python_available() {
+        return;
+    }
+    let args = ["--methods", "moco,byol", "--seeds", "3", "--data", "/d"];
+    let out = run_parity(
+        "/bin/unmix",
+        &[&args[..], &["--same-init", "--dry-run"]].concat(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        12,
+        "4 runs of ours, 4 records, 4 references:\n{text}"
+    );
+    // Without --same-init the reference starts from its own weights.
+    let plain = run_parity("/bin/unmix", &[&args[..], &["--dry-run"]].concat());
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        !plain.contains("parity-step") && !plain.contains("--init"),
+        "{plain}"
+    );
+    let records = (lines.iter()).filter(|l| l.contains("parity-step")).count();
+    assert_eq!(records, 4, "one record per reference run:\n{text}");
+    for (i, line) in lines.iter().enumerate() {
+        let Some(settings) = line.strip_prefix(" /bin/unmix parity-step ") else {
+            continue;
+        };
+        let (settings, record) = settings.split_once(" --out ").unwrap();
+        let train = (lines.iter())
+            .filter_map(|l| l.strip_prefix("RAYON_NUM_THREADS=1 /bin/unmix train "))
+            .filter_map(|l| l.split_once(" --out-dir "))
+            .filter(|(s, _)| *s == settings)
+            .count();
+        assert_eq!(train, 1, "ours trains once with {settings}:\n{text}");
+        assert!(
+            record.ends_with("_s3_sameinit.init.safetensors"),
+            "{record}"
+        );
+        let reference = lines[i + 1];
+        assert!(
+            reference.ends_with(&format!("_sameinit.json --init {record}")),
+            "the next command loads the record: {reference}"
+        );
+        assert_eq!(
+            reference.contains("--unmix"),
+            settings.contains("_unmix.toml"),
+            "{reference}"
+        );
+    }
+}
+
 /// With every run's result already in its output directory the harness runs nothing and writes
 /// the table: per-seed cells, means ± sample standard deviations, the Un-Mix gain over the plain
 /// run of the same seed, and ours − reference (expected values worked out by hand below).

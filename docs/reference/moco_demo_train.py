@@ -3,7 +3,7 @@ behaviour (algorithms.md §1.4.1, §1.6A), for issue 11's run-level comparison: 
 files, same settings and seeds as our `unmix train`, kNN monitor as the demo's `test()`.
 
     python3 moco_demo_train.py DATA_DIR SEED [--unmix] [--epochs 10] [--width 8] [--batch 128]
-        [--knn-every 2] [--threads 1] [--out results.jsonl]
+        [--knn-every 2] [--threads 1] [--out results.jsonl] [--init RECORD]
 
 Settings as the demo: torchvision-layout ResNet-18 (CIFAR stem, the stem convolution keeping
 PyTorch's default initialisation because the demo replaces it after torchvision's init loop),
@@ -11,7 +11,8 @@ linear head to 128, split BN 8, shuffle-BN, symmetric loss, K 4096, m 0.99, T 0.
 momentum 0.9 wd 5e-4, cosine per epoch counted from 1, Un-Mix p 0.5 / beta 1; augmentation
 RandomResizedCrop(32), flip, ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8, grayscale 0.2, CIFAR
 normalisation; kNN k 200, t 0.1 on the normalised 128-d output, bank = train set (test
-transform).
+transform). `--init RECORD` starts from the weights (and queue) in a `unmix parity-step` record
+of ours at the same settings and seed, so that both sides start alike.
 """
 
 import argparse
@@ -29,7 +30,7 @@ from PIL import Image
 from torchvision import transforms
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import init_torchvision  # noqa: E402
+from common import init_torchvision, load_into, load_record  # noqa: E402
 from moco_pytorch import MoCo  # noqa: E402
 
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]
@@ -100,6 +101,18 @@ def add_run_args(a):
     a.add_argument("--knn-every", type=int, default=2)
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--out", default=None)
+    a.add_argument("--init", default=None, metavar="RECORD",
+                   help="start from the `init/` tensors of a `unmix parity-step` record (the "
+                        "weights ours starts from at the same settings and seed)")
+
+
+def load_initial(path, modules):
+    """Copies the `init/` tensors of our `unmix parity-step` record at `path` into `modules`
+    ((module, prefix) pairs, e.g. `(model.encoder, "encoder.")`); returns the record."""
+    record, _ = load_record(path)
+    for module, prefix in modules:
+        load_into(module, record, f"init/{prefix}")
+    return record
 
 
 def seeded_loaders(args, train_t):
@@ -151,6 +164,12 @@ def main():
     model = MoCo(model_cfg, method)
     init_torchvision(model.encoder_q, stem_default=True)
     model.encoder_k.load_state_dict(model.encoder_q.state_dict())
+    if args.init:
+        record = load_initial(args.init, [(model.encoder_q, "encoder_q."),
+                                          (model.encoder_k, "encoder_k.")])
+        # Ours keeps the queue newest-first `[K, C]`; the demo's ring buffer `[C, K]` is
+        # overwritten from column 0, so our row K-1-j goes to column j (as parity.py's `moco`).
+        model.queue.copy_(record["init/queue"].flip(0).t())
     lr = 0.06
     opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=5e-4, momentum=0.9)
 

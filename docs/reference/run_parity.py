@@ -7,7 +7,8 @@ without Un-Mix; writes one markdown table of kNN top-1 (random init -> last epoc
 
     python3 run_parity.py --unmix-bin target/debug/unmix [--methods moco,simclr,byol]
         [--seeds 0,1,2] [--epochs 10] [--width 8] [--batch 128] [--jobs 2]
-        [--data target/parity-runs/fm-cifar] [--out target/parity-runs] [--dry-run]
+        [--data target/parity-runs/fm-cifar] [--out target/parity-runs] [--same-init]
+        [--dry-run]
 
 The data (if `--data` holds no CIFAR files): the first 5,000 Fashion-MNIST training images of
 `datasets/fashion-mnist` and its 10,000 test images in CIFAR-10's binary layout
@@ -15,6 +16,12 @@ The data (if `--data` holds no CIFAR files): the first 5,000 Fashion-MNIST train
 `--jobs` run at once. A run whose result is already in `--out` is not run again, so an
 interrupted harness resumes where it stopped. `--dry-run` prints the runs' commands only (no
 torch needed).
+
+`--same-init`: each reference run starts from the weights ours starts from at the same settings
+and seed (its MoCo queue too): `unmix parity-step` records them, the reference script loads them
+(`--init`). The random-init kNN is then the same on both sides, and what differs at the end is
+the training alone. Those reference runs are kept apart (`<run>_sameinit`); ours are the same
+runs as without it.
 """
 
 import argparse
@@ -37,29 +44,45 @@ def run_name(a, method, unmix, seed):
     return f"{method}{'_unmix' if unmix else ''}_w{a.width}_b{a.batch}_e{a.epochs}_s{seed}"
 
 
-def ours_job(a, method, unmix, seed):
+def ours_settings(a, method, unmix, seed):
+    """`unmix` arguments for the run's config and its settings (`--config`, `--set`s)."""
     config = f"configs/cifar10/{method}{'_unmix' if unmix else ''}.toml"
-    out_dir = os.path.join(a.out, "ours", run_name(a, method, unmix, seed))
     sets = {"data.path": a.data, "model.backbone.width": a.width, "optim.batch_size": a.batch,
             "optim.epochs": a.epochs, "eval.every_epochs": a.epochs, "run.device": "cpu",
             "data.num_workers": 1, "run.seed": seed}
-    cmd = [a.unmix_bin, "train", "--config", config, "--out-dir", out_dir, "--overwrite"]
+    args = ["--config", config]
     for key, value in sets.items():
-        cmd += ["--set", f"{key}={json.dumps(value) if isinstance(value, str) else value}"]
+        args += ["--set", f"{key}={json.dumps(value) if isinstance(value, str) else value}"]
+    return args
+
+
+def ours_job(a, method, unmix, seed):
+    out_dir = os.path.join(a.out, "ours", run_name(a, method, unmix, seed))
+    cmd = [a.unmix_bin, "train"] + ours_settings(a, method, unmix, seed)
+    cmd += ["--out-dir", out_dir, "--overwrite"]
     return {"side": "ours", "name": run_name(a, method, unmix, seed), "method": method,
-            "unmix": unmix, "seed": seed, "cmd": cmd, "env": {"RAYON_NUM_THREADS": "1"},
-            "result": out_dir, "cwd": ROOT}
+            "unmix": unmix, "seed": seed, "before": [], "cmd": cmd,
+            "env": {"RAYON_NUM_THREADS": "1"}, "result": out_dir, "cwd": ROOT}
 
 
 def reference_job(a, method, unmix, seed):
-    result = os.path.join(a.out, "reference", run_name(a, method, unmix, seed) + ".json")
+    name = run_name(a, method, unmix, seed) + ("_sameinit" if a.same_init else "")
+    result = os.path.join(a.out, "reference", name + ".json")
     cmd = [sys.executable, os.path.join(HERE, SCRIPTS[method])]
     cmd += ([] if method == "moco" else [method]) + [a.data, str(seed)]
     cmd += (["--unmix"] if unmix else []) + ["--epochs", str(a.epochs), "--width", str(a.width),
                                              "--batch", str(a.batch), "--knn-every",
                                              str(a.epochs), "--threads", "1", "--out", result]
-    return {"side": "reference", "name": run_name(a, method, unmix, seed), "method": method,
-            "unmix": unmix, "seed": seed, "cmd": cmd, "env": {}, "result": result, "cwd": ROOT}
+    before = []
+    if a.same_init:
+        # Step 0's record holds the weights `unmix train` starts from at this seed (the same
+        # seeded build); the reference loads its `init/` tensors.
+        record = os.path.join(a.out, "reference", name + ".init.safetensors")
+        before = [[a.unmix_bin, "parity-step"] + ours_settings(a, method, unmix, seed)
+                  + ["--out", record]]
+        cmd += ["--init", record]
+    return {"side": "reference", "name": name, "method": method, "unmix": unmix, "seed": seed,
+            "before": before, "cmd": cmd, "env": {}, "result": result, "cwd": ROOT}
 
 
 def ours_knn(out_dir, epochs):
@@ -96,8 +119,12 @@ def run(job, epochs):
     log = job["result"].rstrip("/").removesuffix(".json") + ".log"
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "w") as f:
-        code = subprocess.call(job["cmd"], cwd=job["cwd"], stdout=f, stderr=subprocess.STDOUT,
-                               env=dict(os.environ, **job["env"]))
+        for cmd in job["before"] + [job["cmd"]]:
+            f.flush()
+            code = subprocess.call(cmd, cwd=job["cwd"], stdout=f, stderr=subprocess.STDOUT,
+                                   env=dict(os.environ, **job["env"]))
+            if code != 0:
+                break
     if code != 0 or result_of(job, epochs) is None:
         raise RuntimeError(f"{job['side']} {job['name']} "
                            f"failed (exit {code}); see {log}")
@@ -112,7 +139,8 @@ def table(a, jobs):
     means and the Un-Mix gain over the plain run of the same seed (mean ± sd over seeds)."""
     got = {(j["side"], j["method"], j["unmix"], j["seed"]): result_of(j, a.epochs) for j in jobs}
     lines = [f"kNN top-1 (k 200, t 0.1), random init -> epoch {a.epochs}; width {a.width}, "
-             f"batch {a.batch}, seeds {a.seeds}", "",
+             f"batch {a.batch}, seeds {a.seeds}"
+             + ("; the reference from our initial weights" if a.same_init else ""), "",
              "| method | seed | ours | ours + Un-Mix | reference | reference + Un-Mix |",
              "|---|---|---|---|---|---|"]
     cols = [("ours", False), ("ours", True), ("reference", False), ("reference", True)]
@@ -148,6 +176,8 @@ def main():
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--data", default=os.path.join(ROOT, "target", "parity-runs", "fm-cifar"))
     p.add_argument("--out", default=os.path.join(ROOT, "target", "parity-runs"))
+    p.add_argument("--same-init", action="store_true",
+                   help="start each reference run from the weights ours starts from")
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args()
     a.methods = a.methods.split(",")
@@ -161,7 +191,8 @@ def main():
             for m in a.methods for s in a.seeds]
     if a.dry_run:
         for j in jobs:
-            print(" ".join(f"{k}={v}" for k, v in j["env"].items()), " ".join(j["cmd"]))
+            for cmd in j["before"] + [j["cmd"]]:
+                print(" ".join(f"{k}={v}" for k, v in j["env"].items()), " ".join(cmd))
         return
     if not os.path.exists(os.path.join(a.data, "test_batch.bin")):
         subprocess.check_call([sys.executable, os.path.join(HERE, "fashion_to_cifar.py"),

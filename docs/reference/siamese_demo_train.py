@@ -7,7 +7,7 @@ run-level comparison: same CIFAR-format files, settings and seeds as our `unmix 
 
     python3 siamese_demo_train.py {simclr,byol} DATA_DIR SEED [--unmix] [--epochs 10]
         [--width 8] [--batch 128] [--knn-every 2] [--threads 1] [--out results.jsonl]
-        [--augmentation htdt|ours]
+        [--augmentation htdt|ours] [--init RECORD]
 
 Settings (the configs'): torchvision-layout ResNet-18 with the CIFAR stem (htdt replaces
 torchvision's conv1 after its init loop, so it keeps PyTorch's default initialisation, as the
@@ -23,7 +23,9 @@ bilinearly and jitters after the crop: a documented difference). Un-Mix: view 0 
 batch flip, globally (p 0.5) or by a region, lam ~ Beta(1, 1), the term
 lam * L(x1, mixed) + (1 - lam) * L(x1, flip(mixed)) added to the plain loss
 (`simclr_pytorch.py`, `byol_pytorch.py`). kNN k 200, t 0.1 on the normalised 64-d projection
-(SimCLR's after `bn_last`; BYOL's online projection), bank = the training images.
+(SimCLR's after `bn_last`; BYOL's online projection), bank = the training images. `--init
+RECORD` starts from the weights in a `unmix parity-step` record of ours at the same settings and
+seed (`run_parity.py --same-init`), so that both sides start alike.
 """
 
 import argparse
@@ -39,8 +41,8 @@ from torchvision import transforms
 sys.path.insert(0, os.path.dirname(__file__))
 from byol_pytorch import BYOL  # noqa: E402
 from common import init_torchvision  # noqa: E402
-from moco_demo_train import (MEAN, STD, add_run_args, knn_top1, seeded_loaders,  # noqa: E402
-                             unmix_mixture)
+from moco_demo_train import (MEAN, STD, add_run_args, knn_top1, load_initial,  # noqa: E402
+                             seeded_loaders, unmix_mixture)
 from simclr_pytorch import SimCLR  # noqa: E402
 
 
@@ -78,6 +80,10 @@ def main():
     init_torchvision(encoder, stem_default=True)
     if args.method == "byol":
         model.target.load_state_dict(model.online.state_dict())
+    if args.init:
+        load_initial(args.init, [(model.encoder, "encoder.")] if args.method == "simclr" else
+                     [(model.online, "online."), (model.predictor, "predictor."),
+                      (model.target, "target.")])
     lr, warmup = 3e-3, 500
     opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-6)
     milestones = [args.epochs - 50, args.epochs - 25]
