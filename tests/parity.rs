@@ -367,6 +367,14 @@ fn run_parity(unmix_bin: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The commands `run_parity.py --dry-run` plans with `args` (it must succeed).
+fn planned(args: &[&str]) -> String {
+    let out = run_parity("/bin/unmix", &[args, &["--dry-run"]].concat());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 /// The run-level harness (`cargo xtask parity --runs`, `docs/reference/run_parity.py`) plans one
 /// run of ours and one of the reference for each method, Un-Mix setting and seed, with the same
 /// data, width, batch, epochs and seed on both sides, each on one thread; an unknown method is
@@ -376,22 +384,16 @@ fn run_parity_plans_ours_and_the_reference_alike() {
     if !python_available() {
         return;
     }
-    let out = run_parity(
-        "/bin/unmix",
-        &[
-            "--methods",
-            "moco,simclr,byol",
-            "--seeds",
-            "0,1",
-            "--epochs",
-            "3",
-            "--data",
-            "/data/fm",
-            "--dry-run",
-        ],
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = planned(&[
+        "--methods",
+        "moco,simclr,byol",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "3",
+        "--data",
+        "/data/fm",
+    ]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines.len(),
@@ -451,12 +453,7 @@ fn run_parity_same_init_starts_the_reference_from_our_weights() {
         return;
     }
     let args = ["--methods", "moco,byol", "--seeds", "3", "--data", "/d"];
-    let out = run_parity(
-        "/bin/unmix",
-        &[&args[..], &["--same-init", "--dry-run"]].concat(),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = planned(&[&args[..], &["--same-init"]].concat());
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines.len(),
@@ -464,8 +461,7 @@ fn run_parity_same_init_starts_the_reference_from_our_weights() {
         "4 runs of ours, 4 records, 4 references:\n{text}"
     );
     // Without --same-init the reference starts from its own weights.
-    let plain = run_parity("/bin/unmix", &[&args[..], &["--dry-run"]].concat());
-    let plain = String::from_utf8_lossy(&plain.stdout);
+    let plain = planned(&args);
     assert!(
         !plain.contains("parity-step") && !plain.contains("--init"),
         "{plain}"
