@@ -8,6 +8,7 @@ record's paths map onto `state_dict()` names with `torch_name`.
 """
 
 import json
+import math
 import struct
 
 import numpy as np
@@ -197,6 +198,19 @@ def init_torchvision(encoder, stem_default):
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def trained_encoder_prefix(record):
+    """The record prefix of the encoder a method trains: MoCo's query encoder, BYOL's online
+    one, else the only one (CMC: its L encoder)."""
+    return next(p for p in ("init/encoder_q.", "init/online.", "init/encoder.", "init/encoder_l.")
+                if any(k.startswith(p) for k in record))
+
+
+def spread_z(ours, ref):
+    """|log(sd ours / sd ref)| in standard errors: for n draws the log-ratio of two sample
+    standard deviations has a standard error of about sqrt(1/n)."""
+    return abs(math.log(ours.std().item() / ref.std().item())) / (1 / ours.numel()) ** 0.5
 
 
 def arg(args, name, default):

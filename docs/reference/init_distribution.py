@@ -13,9 +13,9 @@ RECORD is what `unmix parity-step` writes (its `init/` tensors and the resolved 
 
 A tensor is flagged when its statistic D exceeds the critical value at α = 0.01 (asymptotic:
 1.63·sqrt(2/n) for two samples of n), or when the log-ratio of the standard deviations is more
-than 5 of its standard errors (about sqrt(1/n)) from 0, the spread check of `init_statistics`:
-at a few hundred draws the KS test alone misses a 1.5× difference in scale. Batch-norm weights and biases (exactly 1 and 0 on both
-sides) and running statistics are left out. `null` is the mean D between two of the reference's
+than 5 of its standard errors from 0 (`common.spread_z`, as `init_statistics` checks it): at a
+few hundred draws the KS test alone misses a 1.5× difference in scale. Batch-norm weights and
+biases (exactly 1 and 0 on both sides) and running statistics are left out. `null` is the mean D between two of the reference's
 own draws (other seeds), the scale of D when nothing differs.
 """
 
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import Encoder, init_torchvision, load_record, torch_name  # noqa: E402
+from common import (Encoder, init_torchvision, load_record, spread_z, torch_name,  # noqa: E402
+                    trained_encoder_prefix)
 
 
 def ks_statistic(a, b):
@@ -49,8 +50,7 @@ def main():
     cfg = tomllib.loads(meta["config"])
     stem_default = (a.stem == "default" if a.stem else
                     cfg["model"]["backbone"].get("stem_init") == "pytorch_default")
-    prefix = next(x for x in ("init/encoder_q.", "init/online.", "init/encoder.", "init/encoder_l.")
-                  if any(k.startswith(x) for k in record))
+    prefix = trained_encoder_prefix(record)
     draws = []
     for seed in range(5):
         torch.manual_seed(1000 + seed)
@@ -70,7 +70,7 @@ def main():
         d = ks_statistic(o, refs[0])
         null = np.mean([ks_statistic(refs[i], refs[i + 1]) for i in range(1, len(refs) - 1)])
         crit = 1.63 * np.sqrt(2 / o.size)
-        z = abs(np.log(o.std() / refs[0].std())) * np.sqrt(o.size)
+        z = spread_z(ours.double(), draws[0][key].double())
         flag = d > crit or z > 5
         flagged += flag
         print(f"{key:40s} {o.size:6d} {d:6.3f} {null:6.3f} {crit:6.3f} {o.std():8.4f} "

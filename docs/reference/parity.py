@@ -14,7 +14,6 @@ the other side makes every tensor agree (`PARITY_F64=1` runs the reference in fl
 """
 
 import copy
-import math
 import os
 import sys
 import tomllib
@@ -426,7 +425,7 @@ def init_statistics(record, cfg, report):
     for it): per tensor, the mean and the standard deviation within STD_SIGMAS standard errors of
     the reference's; batch-norm weights exactly
     1 and biases 0."""
-    from common import Encoder, init_torchvision, torch_name
+    from common import Encoder, init_torchvision, spread_z, torch_name, trained_encoder_prefix
 
     model = copy.deepcopy(cfg["model"])
     if cfg["method"]["kind"] == "cmc":
@@ -438,8 +437,7 @@ def init_statistics(record, cfg, report):
     state = ref.state_dict()
     worst, bad, count = None, [], 0
     # The trained encoder: MoCo's query encoder, BYOL's online one, else the only one.
-    prefix = next(p for p in ("init/encoder_q.", "init/online.", "init/encoder.", "init/encoder_l.")
-                  if any(k.startswith(p) for k in record))
+    prefix = trained_encoder_prefix(record)
     for name, ours in record.items():
         if not name.startswith(prefix) or "running_" in name:
             continue
@@ -456,7 +454,7 @@ def init_statistics(record, cfg, report):
             # Both sides are samples of n draws: the difference of two means has standard error
             # s·sqrt(2/n), the log-ratio of two standard deviations about sqrt(1/n).
             z = max(abs(ours.mean().item() - ref_t.mean().item()) / (s_ref * (2 / n) ** 0.5),
-                    abs(math.log(ours.std().item() / s_ref)) / (1 / n) ** 0.5)
+                    spread_z(ours, ref_t))
             ok = z <= STD_SIGMAS
         if not ok:
             bad.append((name, f"{z:.1f} standard errors from the reference's distribution"))
