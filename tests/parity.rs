@@ -386,7 +386,7 @@ fn run_parity_plans_ours_and_the_reference_alike() {
     }
     let text = planned(&[
         "--methods",
-        "moco,simclr,byol",
+        "moco,simclr,byol,swav",
         "--seeds",
         "0,1",
         "--epochs",
@@ -397,10 +397,10 @@ fn run_parity_plans_ours_and_the_reference_alike() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines.len(),
-        24,
-        "2 sides x 2 Un-Mix settings x 3 methods x 2 seeds:\n{text}"
+        32,
+        "2 sides x 2 Un-Mix settings x 4 methods x 2 seeds:\n{text}"
     );
-    for method in ["moco", "simclr", "byol"] {
+    for method in ["moco", "simclr", "byol", "swav"] {
         for unmix in [false, true] {
             let suffix = if unmix { "_unmix" } else { "" };
             let config = format!("configs/cifar10/{method}{suffix}.toml");
@@ -422,10 +422,10 @@ fn run_parity_plans_ours_and_the_reference_alike() {
                     assert!(ours[0].contains(set), "{set} in {}", ours[0]);
                 }
                 assert!(ours[0].starts_with("RAYON_NUM_THREADS=1 /bin/unmix train"));
-                let script = if method == "moco" {
-                    "moco_demo_train.py /data/fm".to_string()
-                } else {
-                    format!("siamese_demo_train.py {method} /data/fm")
+                let script = match method {
+                    "moco" => "moco_demo_train.py /data/fm".to_string(),
+                    "swav" => "swav_demo_train.py /data/fm".to_string(),
+                    _ => format!("siamese_demo_train.py {method} /data/fm"),
                 };
                 let reference: Vec<_> = (lines.iter())
                     .filter(|l| l.contains(&format!("{script} {seed} ")))
@@ -438,10 +438,10 @@ fn run_parity_plans_ours_and_the_reference_alike() {
             }
         }
     }
-    let bad = run_parity("/bin/unmix", &["--methods", "simclr,swav", "--dry-run"]);
+    let bad = run_parity("/bin/unmix", &["--methods", "simclr,dino", "--dry-run"]);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");
-    assert!(err.contains("unknown method 'swav'"), "{err}");
+    assert!(err.contains("unknown method 'dino'"), "{err}");
 }
 
 /// `--same-init`: before each reference run, `unmix parity-step` records the weights ours starts

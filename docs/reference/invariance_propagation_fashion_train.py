@@ -23,7 +23,6 @@ import tomllib
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(__file__))

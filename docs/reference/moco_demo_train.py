@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
@@ -132,6 +131,46 @@ def seeded_loaders(args, train_t):
     return train, memory, test
 
 
+def crop_then_colour(scale):
+    """The MoCo demo's and the SwAV CIFAR script's augmentation, in their order:
+    RandomResizedCrop(32, scale), flip, ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2,
+    CIFAR normalisation."""
+    return transforms.Compose([
+        transforms.RandomResizedCrop(32, scale=scale),
+        transforms.RandomHorizontalFlip(p=0.5),
+        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        transforms.RandomGrayscale(p=0.2),
+        transforms.ToTensor(),
+        transforms.Normalize(MEAN, STD)])
+
+
+def knn_at_random_init(encoder, memory, test):
+    """The kNN history's first entry, epoch 0 (printed)."""
+    history = [(0, knn_top1(encoder, memory, test, 10))]
+    print(f"epoch 0: kNN {history[-1][1]:.2f}", flush=True)
+    return history
+
+
+def end_epoch(args, epoch, encoder, memory, test, history, loss, t0):
+    """After epoch `epoch` (counted from 1): the kNN monitor every `--knn-every` epochs and after
+    the last (appended to `history`), and the epoch's line."""
+    knn = None
+    if epoch % args.knn_every == 0 or epoch == args.epochs:
+        knn = knn_top1(encoder, memory, test, 10)
+        history.append((epoch, knn))
+    shown = "-" if knn is None else f"{knn:.2f}"
+    print(f"epoch {epoch}: loss {loss:.4f} kNN {shown} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def write_result(args, method, history):
+    """Appends the run's kNN history to `--out` (one JSON line), if given."""
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(json.dumps({"side": "reference", "method": method, "unmix": args.unmix,
+                                "seed": args.seed, "width": args.width, "epochs": args.epochs,
+                                "knn": history}) + "\n")
+
+
 def unmix_mixture(x0):
     """The demo's / README's mixture of view 0 with its batch flip: (mixed, lam), globally with
     p 0.5, else a region (lam then the share of the anchor left)."""
@@ -149,14 +188,7 @@ def main():
     a = argparse.ArgumentParser()
     add_run_args(a)
     args = a.parse_args()
-    train_t = transforms.Compose([
-        transforms.RandomResizedCrop(32),
-        transforms.RandomHorizontalFlip(p=0.5),
-        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        transforms.RandomGrayscale(p=0.2),
-        transforms.ToTensor(),
-        transforms.Normalize(MEAN, STD)])
-    train, memory, test = seeded_loaders(args, train_t)
+    train, memory, test = seeded_loaders(args, crop_then_colour((0.08, 1.0)))
 
     model_cfg = {"backbone": {"layers": [2, 2, 2, 2], "width": args.width, "stem": "cifar", "bn_splits": 8},
                  "head": {"kind": "linear", "out_dim": 128}}
@@ -173,8 +205,7 @@ def main():
     lr = 0.06
     opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=5e-4, momentum=0.9)
 
-    history = [(0, knn_top1(model.encoder_q, memory, test, 10))]
-    print(f"epoch 0: kNN {history[-1][1]:.2f}", flush=True)
+    history = knn_at_random_init(model.encoder_q, memory, test)
     t0 = time.time()
     for epoch in range(1, args.epochs + 1):
         for g in opt.param_groups:
@@ -192,16 +223,8 @@ def main():
             opt.step()
             total += loss.item()
             n += 1
-        knn = None
-        if epoch % args.knn_every == 0 or epoch == args.epochs:
-            knn = knn_top1(model.encoder_q, memory, test, 10)
-            history.append((epoch, knn))
-        print(f"epoch {epoch}: loss {total / n:.4f} kNN {knn if knn is None else round(knn, 2)} "
-              f"({time.time() - t0:.0f} s)", flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(json.dumps({"side": "reference", "unmix": args.unmix, "seed": args.seed,
-                                "width": args.width, "epochs": args.epochs, "knn": history}) + "\n")
+        end_epoch(args, epoch, model.encoder_q, memory, test, history, total / n, t0)
+    write_result(args, "moco", history)
 
 
 if __name__ == "__main__":

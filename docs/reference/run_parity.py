@@ -1,11 +1,12 @@
 """Run-level parity (issue 11): whole pre-training runs of ours (`unmix train` on
 `configs/cifar10/<method>[_unmix].toml`, scaled to a CPU) and of our PyTorch reference of the
 authors' code (`moco_demo_train.py`: the MoCo CIFAR demo; `siamese_demo_train.py`: htdt's
-SimCLR and BYOL) on the same CIFAR-format files with the same settings and seeds, with and
-without Un-Mix; writes one markdown table of kNN top-1 (random init -> last epoch).
-`cargo xtask parity --runs [...]` builds `unmix` and runs this.
+SimCLR and BYOL; `swav_demo_train.py`: the Un-Mix SwAV CIFAR script) on the same CIFAR-format
+files with the same settings and seeds, with and without Un-Mix; writes one markdown table of
+kNN top-1 (random init -> last epoch). `cargo xtask parity --runs [...]` builds `unmix` and runs
+this.
 
-    python3 run_parity.py --unmix-bin target/debug/unmix [--methods moco,simclr,byol]
+    python3 run_parity.py --unmix-bin target/debug/unmix [--methods moco,simclr,byol,swav]
         [--seeds 0,1,2] [--epochs 10] [--width 8] [--batch 128] [--jobs 2]
         [--data target/parity-runs/fm-cifar] [--out target/parity-runs] [--same-init]
         [--dry-run]
@@ -36,7 +37,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SCRIPTS = {"moco": "moco_demo_train.py", "simclr": "siamese_demo_train.py",
-           "byol": "siamese_demo_train.py"}
+           "byol": "siamese_demo_train.py", "swav": "swav_demo_train.py"}
 
 
 def run_name(a, method, unmix, seed):
@@ -69,7 +70,8 @@ def reference_job(a, method, unmix, seed):
     name = run_name(a, method, unmix, seed) + ("_sameinit" if a.same_init else "")
     result = os.path.join(a.out, "reference", name + ".json")
     cmd = [sys.executable, os.path.join(HERE, SCRIPTS[method])]
-    cmd += ([] if method == "moco" else [method]) + [a.data, str(seed)]
+    # siamese_demo_train.py runs two methods and takes the method's name first.
+    cmd += ([method] if SCRIPTS[method] == "siamese_demo_train.py" else []) + [a.data, str(seed)]
     cmd += (["--unmix"] if unmix else []) + ["--epochs", str(a.epochs), "--width", str(a.width),
                                              "--batch", str(a.batch), "--knn-every",
                                              str(a.epochs), "--threads", "1", "--out", result]
@@ -168,7 +170,7 @@ def table(a, jobs):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--unmix-bin", required=True)
-    p.add_argument("--methods", default="moco,simclr,byol")
+    p.add_argument("--methods", default="moco,simclr,byol,swav")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--width", type=int, default=8)

@@ -29,7 +29,6 @@ seed (`run_parity.py --same-init`), so that both sides start alike.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -41,8 +40,8 @@ from torchvision import transforms
 sys.path.insert(0, os.path.dirname(__file__))
 from byol_pytorch import BYOL  # noqa: E402
 from common import init_torchvision  # noqa: E402
-from moco_demo_train import (MEAN, STD, add_run_args, knn_top1, load_initial,  # noqa: E402
-                             seeded_loaders, unmix_mixture)
+from moco_demo_train import (MEAN, STD, add_run_args, end_epoch, knn_at_random_init,  # noqa: E402
+                             load_initial, seeded_loaders, unmix_mixture, write_result)
 from simclr_pytorch import SimCLR  # noqa: E402
 
 
@@ -89,8 +88,7 @@ def main():
     milestones = [args.epochs - 50, args.epochs - 25]
     total_steps = args.epochs * len(train)
 
-    history = [(0, knn_top1(encoder, memory, test, 10))]
-    print(f"epoch 0: kNN {history[-1][1]:.2f}", flush=True)
+    history = knn_at_random_init(encoder, memory, test)
     t0, step = time.time(), 0
     for epoch in range(args.epochs):
         model.train()
@@ -114,18 +112,8 @@ def main():
             total += loss.item()
             n += 1
             step += 1
-        knn = None
-        if (epoch + 1) % args.knn_every == 0 or epoch + 1 == args.epochs:
-            knn = knn_top1(encoder, memory, test, 10)
-            history.append((epoch + 1, knn))
-        shown = "-" if knn is None else f"{knn:.2f}"
-        print(f"epoch {epoch + 1}: loss {total / n:.4f} kNN {shown} ({time.time() - t0:.0f} s)",
-              flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(json.dumps({"side": "reference", "method": args.method, "unmix": args.unmix,
-                                "seed": args.seed, "width": args.width, "epochs": args.epochs,
-                                "knn": history}) + "\n")
+        end_epoch(args, epoch + 1, encoder, memory, test, history, total / n, t0)
+    write_result(args, args.method, history)
 
 
 if __name__ == "__main__":

@@ -343,7 +343,7 @@ const HELP: &str = "cargo xtask <task>
   compare RUN_A RUN_B [--out DIR]  (runs side by side: compare.md and plots)
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D] [--layers] [--pytorch] [--dtype f16|bf16]
-  parity [--runs [--methods moco,simclr,byol] [--seeds 0,1,2] [--epochs 10] [--jobs 2] [--same-init] [--dry-run]]
+  parity [--runs [--methods moco,simclr,byol,swav] [--seeds 0,1,2] [--epochs 10] [--jobs 2] [--same-init] [--dry-run]]
   test [--full]
   gpu-kit
   publish-check";
