@@ -150,9 +150,12 @@ pub struct OptimConfig {
     pub reference_batch: usize,
     /// Weight decay: L2 added to the gradient for SGD, LARS and Adam; decoupled for AdamW.
     pub weight_decay: f64,
-    /// Linear warm-up over this many epochs (solo-learn 10, SwAV CIFAR 5)...
+    /// Linear warm-up over this many epochs of steps (solo-learn 10, SwAV CIFAR 5), as SwAV's
+    /// `np.linspace(warmup_start_lr, lr, n)` and solo-learn's `LinearWarmupCosineAnnealingLR`:
+    /// the rate is reached on the last warm-up step, `n − 1`. Not with `warmup_steps`.
     pub warmup_epochs: f64,
-    /// ...plus this many steps (htdt: 500 iterations).
+    /// Linear warm-up over this many steps, as htdt's `lr·k/n` (500 iterations): the rate is
+    /// reached on step `n`, the first after the warm-up. Not with `warmup_epochs`.
     pub warmup_steps: usize,
     /// Learning rate at the first warm-up step (solo-learn 3e-5; SwAV 0).
     pub warmup_start_lr: f64,
@@ -213,6 +216,14 @@ impl OptimConfig {
         non_negative("optim.weight_decay", self.weight_decay)?;
         positive("optim.reference_batch", self.reference_batch as f64)?;
         non_negative("optim.warmup_epochs", self.warmup_epochs)?;
+        if self.warmup_epochs > 0.0 && self.warmup_steps > 0 {
+            return Err(TrainError::value(
+                "optim.warmup_steps",
+                self.warmup_steps,
+                "expected 0 when optim.warmup_epochs is set: the two follow different references \
+                 (htdt's lr·k/n; SwAV's and solo-learn's linspace), set one of them",
+            ));
+        }
         non_negative("optim.warmup_start_lr", self.warmup_start_lr)?;
         let momentum = |key: &'static str, m: f64| {
             if (0.0..1.0).contains(&m) {

@@ -15,7 +15,8 @@ pub fn scaled_lr(o: &OptimConfig) -> f64 {
 /// Learning rate at global `step` (0-based) with `steps_per_epoch` steps per epoch.
 ///
 /// Warm-up (when `warmup_epochs` or `warmup_steps` is set) rises linearly from
-/// `warmup_start_lr` at step 0 to the scaled rate at the end of the warm-up. After it:
+/// `warmup_start_lr` at step 0 to the scaled rate: on the last of its `n` steps for
+/// `warmup_epochs` (SwAV, solo-learn), on step `n` for `warmup_steps` (htdt). After it:
 /// - `cosine`: `lr·½(1 + cos(π·epoch/epochs))`, per epoch (MoCo `--cos`), the epoch counted
 ///   from `first_epoch`: 0 as `main_moco.py` (the first epoch uses the base rate), 1 as the CIFAR
 ///   demo (one epoch later on the same curve, reaching 0 in the last epoch).
@@ -28,7 +29,15 @@ pub fn learning_rate(o: &OptimConfig, step: u64, steps_per_epoch: usize) -> f64 
     let warmup = o.warmup_steps as f64 + (o.warmup_epochs * per_epoch).round();
     let s = step as f64;
     if s < warmup {
-        return o.warmup_start_lr + (base - o.warmup_start_lr) * s / warmup;
+        // htdt (`warmup_steps`): `lr·k/n`. SwAV's `main_swav.py` (`np.linspace(start, lr, n)`)
+        // and solo-learn's `LinearWarmupCosineAnnealingLR` (`warmup_epochs`): `(lr − start)/(n − 1)`
+        // per step, so the last warm-up step already runs at `lr`.
+        let span = if o.warmup_steps > 0 {
+            warmup
+        } else {
+            (warmup - 1.0).max(1.0)
+        };
+        return o.warmup_start_lr + (base - o.warmup_start_lr) * s / span;
     }
     let epoch = (s / per_epoch).floor();
     let pi = std::f64::consts::PI;
@@ -135,8 +144,12 @@ mod tests {
             ..optim(ScheduleConfig::CosineStep { min_lr: 0.008 })
         };
         assert_eq!(scaled_lr(&o), 0.8);
+        // SwAV's warm-up, `np.linspace(0, 0.8, 20)`: [0.0, 0.04210526315789474, ...,
+        // 0.4210526315789474 (step 10), ..., 0.8 (step 19)]; then the cosine from 0.8.
         assert_eq!(learning_rate(&o, 0, 10), 0.0);
-        assert!((learning_rate(&o, 10, 10) - 0.4).abs() < 1e-12);
+        assert!((learning_rate(&o, 1, 10) - 0.04210526315789474).abs() < 1e-12);
+        assert!((learning_rate(&o, 10, 10) - 0.4210526315789474).abs() < 1e-12);
+        assert!((learning_rate(&o, 19, 10) - 0.8).abs() < 1e-12);
         assert!((learning_rate(&o, 20, 10) - 0.8).abs() < 1e-12);
         // Half-way through the 80 cosine steps: (0.8 + 0.008) / 2.
         assert!((learning_rate(&o, 60, 10) - 0.404).abs() < 1e-12);
@@ -159,10 +172,34 @@ mod tests {
                 gamma: 0.1,
             })
         };
+        // htdt's `lr·k/n`: 0.06·1/5 at step 1, the full rate from step 5.
         assert!((learning_rate(&o, 1, 10) - 0.012).abs() < 1e-12);
+        assert!((learning_rate(&o, 4, 10) - 0.048).abs() < 1e-12);
+        assert_eq!(learning_rate(&o, 5, 10), 0.06);
         assert_eq!(learning_rate(&o, 59, 10), 0.06);
         assert!((learning_rate(&o, 60, 10) - 0.006).abs() < 1e-12);
         assert!((learning_rate(&o, 85, 10) - 0.0006).abs() < 1e-12);
+    }
+
+    /// One warm-up step is `np.linspace(start, lr, 1) = [start]`; both warm-up keys at once is
+    /// an error that names them.
+    #[test]
+    fn one_step_warmup_and_both_warmup_keys() {
+        let o = OptimConfig {
+            warmup_epochs: 0.1,
+            warmup_start_lr: 0.01,
+            ..optim(ScheduleConfig::Constant {})
+        };
+        assert_eq!(learning_rate(&o, 0, 10), 0.01);
+        assert_eq!(learning_rate(&o, 1, 10), 0.06);
+        let both = OptimConfig {
+            warmup_steps: 500,
+            warmup_epochs: 1.0,
+            ..OptimConfig::default()
+        };
+        let err = both.validate().unwrap_err().to_string();
+        assert!(err.starts_with("optim.warmup_steps = 500"), "{err}");
+        assert!(err.contains("optim.warmup_epochs"), "{err}");
     }
 
     #[test]
