@@ -19,9 +19,9 @@ import torch
 from torchvision import transforms
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import init_torchvision, load_into, load_record  # noqa: E402
+from common import load_into, load_record  # noqa: E402
 from moco_demo_train import add_run_args, knn_top1, seeded_loaders  # noqa: E402
-from simclr_pytorch import SimCLR  # noqa: E402
+from siamese_demo_train import build_model  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -38,10 +38,7 @@ def main():
     add_run_args(run)
     args = run.parse_args([a.data, str(a.seed), "--width", str(a.width)])
     _, memory, test = seeded_loaders(args, transforms.ToTensor())  # seeds torch with SEED
-    backbone = {"layers": [2, 2, 2, 2], "width": a.width, "stem": "cifar"}
-    head = {"kind": "mlp", "hidden_dim": 1024, "out_dim": 64, "hidden_bn": True, "last_bn": True}
-    model = SimCLR({"backbone": backbone, "head": head}, {"temperature": 0.5})
-    init_torchvision(model.encoder, stem_default=True)
+    model, _ = build_model("simclr", a.width)
     if a.record:
         load_into(model.encoder, load_record(a.record)[0], "init/encoder.")
     if a.shuffle:

@@ -45,6 +45,26 @@ from moco_demo_train import (MEAN, STD, add_run_args, end_epoch, knn_at_random_i
 from simclr_pytorch import SimCLR  # noqa: E402
 
 
+def build_model(method, width):
+    """The configs' SimCLR or BYOL at `width`, drawn as htdt draws it (torchvision's init, the
+    replaced CIFAR stem conv keeping PyTorch's default; BYOL's target a copy of the online
+    network). Returns the model and the encoder kNN reads."""
+    backbone = {"layers": [2, 2, 2, 2], "width": width, "stem": "cifar"}
+    head = {"kind": "mlp", "hidden_dim": 1024, "out_dim": 64, "hidden_bn": True}
+    if method == "simclr":
+        model = SimCLR({"backbone": backbone, "head": dict(head, last_bn=True)},
+                       {"temperature": 0.5})
+        encoder = model.encoder
+    else:
+        model = BYOL({"backbone": backbone, "head": head},
+                     {"predictor": dict(head), "mix_branch": "both"})
+        encoder = model.online
+    init_torchvision(encoder, stem_default=True)
+    if method == "byol":
+        model.target.load_state_dict(model.online.state_dict())
+    return model, encoder
+
+
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("method", choices=["simclr", "byol"])
@@ -64,21 +84,9 @@ def main():
                                  + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
     train, memory, test = seeded_loaders(args, train_t)
 
-    backbone = {"layers": [2, 2, 2, 2], "width": args.width, "stem": "cifar"}
-    head = {"kind": "mlp", "hidden_dim": 1024, "out_dim": 64, "hidden_bn": True}
-    if args.method == "simclr":
-        model = SimCLR({"backbone": backbone, "head": dict(head, last_bn=True)},
-                       {"temperature": 0.5})
-        encoder = model.encoder
-        params = model.parameters()
-    else:
-        model = BYOL({"backbone": backbone, "head": head},
-                     {"predictor": dict(head), "mix_branch": "both"})
-        encoder = model.online
-        params = list(model.online.parameters()) + list(model.predictor.parameters())
-    init_torchvision(encoder, stem_default=True)
-    if args.method == "byol":
-        model.target.load_state_dict(model.online.state_dict())
+    model, encoder = build_model(args.method, args.width)
+    params = (model.parameters() if args.method == "simclr" else
+              list(model.online.parameters()) + list(model.predictor.parameters()))
     if args.init:
         load_initial(args.init, [(model.encoder, "encoder.")] if args.method == "simclr" else
                      [(model.online, "online."), (model.predictor, "predictor."),
