@@ -580,3 +580,101 @@ fn run_parity_resumes_and_tabulates_finished_runs() {
     );
     std::fs::remove_dir_all(&work).ok();
 }
+
+/// `--variants plain` plans only the runs without Un-Mix (ours and the reference), `--knn-every`
+/// evaluates on both sides every so many epochs, and the table of such runs leaves the Un-Mix
+/// columns, the gain and that gap empty; a bad variant or an interval that misses the last epoch
+/// is an error naming it.
+#[test]
+fn run_parity_runs_one_variant_with_knn_every() {
+    if !python_available() {
+        return;
+    }
+    let args = ["--methods", "moco", "--seeds", "0", "--epochs", "4"];
+    let text = planned(&[&args[..], &["--variants", "plain", "--knn-every", "2"]].concat());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "one run of ours, one reference:\n{text}");
+    assert!(
+        lines[0].contains("--config configs/cifar10/moco.toml ")
+            && lines[0].contains("eval.every_epochs=2 "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("moco_demo_train.py")
+            && lines[1].contains("--knn-every 2 ")
+            && !lines[1].contains("--unmix"),
+        "{}",
+        lines[1]
+    );
+    let unmix = planned(&[&args[..], &["--variants", "unmix"]].concat());
+    assert!(
+        unmix.lines().count() == 2 && unmix.lines().all(|l| l.contains("unmix ")),
+        "{unmix}"
+    );
+    for (flag, value, message) in [
+        ("--variants", "mixed", "unknown variant 'mixed'"),
+        (
+            "--knn-every",
+            "3",
+            "--knn-every 3: expected a divisor of --epochs 4",
+        ),
+    ] {
+        let bad = run_parity(
+            "/bin/unmix",
+            &[&args[..], &[flag, value, "--dry-run"]].concat(),
+        );
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{err}");
+        assert!(err.contains(message), "{err}");
+    }
+
+    let work = std::env::temp_dir().join(format!("unmix-run-variant-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("data")).unwrap();
+    std::fs::write(work.join("data/test_batch.bin"), b"").unwrap();
+    std::fs::create_dir_all(work.join("out/reference")).unwrap();
+    for (seed, (ours, reference)) in [(60.0, 60.0), (61.0, 62.0)].into_iter().enumerate() {
+        let dir = work.join(format!("out/ours/moco_w8_b128_e2_s{seed}/cifar10_moco"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = format!("epoch,step,knn_top1\n0,0,50\n1,39,55\n2,78,{ours}\n");
+        std::fs::write(dir.join("metrics.csv"), csv).unwrap();
+        let json = format!("{{\"knn\": [[0, 50], [1, 56], [2, {reference}]]}}\n");
+        let name = format!("moco_w8_b128_e2_s{seed}_sameinit.json");
+        std::fs::write(work.join("out/reference").join(name), json).unwrap();
+    }
+    let out = run_parity(
+        "/bin/false",
+        &[
+            "--methods",
+            "moco",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "2",
+            "--variants",
+            "plain",
+            "--knn-every",
+            "1",
+            "--same-init",
+            "--data",
+            work.join("data").to_str().unwrap(),
+            "--out",
+            work.join("out").to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("4 of 4 runs already done"), "{text}");
+    let table = std::fs::read_to_string(work.join("out/table.md")).unwrap();
+    // Means 60.5 and 61; sd of (60, 61) = 0.71, of (60, 62) = 1.41.
+    for row in [
+        "| moco | 1 | 50.00 → 61.00 | – | 50.00 → 62.00 | – |",
+        "| moco | mean ± sd | **60.50** ± 0.71 | – | **61.00** ± 1.41 | – |",
+        "| moco | Un-Mix gain | – | | – | |",
+        "| moco | ours − reference | -0.50 | – | | |",
+    ] {
+        assert!(table.contains(row), "{row} in\n{table}");
+    }
+    std::fs::remove_dir_all(&work).ok();
+}

@@ -8,8 +8,8 @@ this.
 
     python3 run_parity.py --unmix-bin target/debug/unmix [--methods moco,simclr,byol,swav]
         [--seeds 0,1,2] [--epochs 10] [--width 8] [--batch 128] [--jobs 2]
-        [--data target/parity-runs/fm-cifar] [--out target/parity-runs] [--same-init]
-        [--dry-run]
+        [--variants plain,unmix] [--knn-every EPOCHS] [--data target/parity-runs/fm-cifar]
+        [--out target/parity-runs] [--same-init] [--dry-run]
 
 The data (if `--data` holds no CIFAR files): the first 5,000 Fashion-MNIST training images of
 `datasets/fashion-mnist` and its 10,000 test images in CIFAR-10's binary layout
@@ -23,6 +23,10 @@ and seed (its MoCo queue too): `unmix parity-step` records them, the reference s
 (`--init`). The random-init kNN is then the same on both sides, and what differs at the end is
 the training alone. Those reference runs are kept apart (`<run>_sameinit`); ours are the same
 runs as without it.
+
+`--variants plain` (or `unmix`) runs only the methods without (with) Un-Mix; the table leaves
+the other columns empty. `--knn-every N` evaluates kNN every N epochs on both sides (default:
+at random init and after the last epoch only), for the trajectories in each run's log.
 """
 
 import argparse
@@ -49,7 +53,7 @@ def ours_settings(a, method, unmix, seed):
     """`unmix` arguments for the run's config and its settings (`--config`, `--set`s)."""
     config = f"configs/cifar10/{method}{'_unmix' if unmix else ''}.toml"
     sets = {"data.path": a.data, "model.backbone.width": a.width, "optim.batch_size": a.batch,
-            "optim.epochs": a.epochs, "eval.every_epochs": a.epochs, "run.device": "cpu",
+            "optim.epochs": a.epochs, "eval.every_epochs": a.knn_every, "run.device": "cpu",
             "data.num_workers": 1, "run.seed": seed}
     args = ["--config", config]
     for key, value in sets.items():
@@ -74,7 +78,7 @@ def reference_job(a, method, unmix, seed):
     cmd += ([method] if SCRIPTS[method] == "siamese_demo_train.py" else []) + [a.data, str(seed)]
     cmd += (["--unmix"] if unmix else []) + ["--epochs", str(a.epochs), "--width", str(a.width),
                                              "--batch", str(a.batch), "--knn-every",
-                                             str(a.epochs), "--threads", "1", "--out", result]
+                                             str(a.knn_every), "--threads", "1", "--out", result]
     before = []
     if a.same_init:
         # Step 0's record holds the weights `unmix train` starts from at this seed (the same
@@ -149,21 +153,28 @@ def table(a, jobs):
     cell = lambda r: "–" if r is None else f"{r[0]:.2f} → {r[1]:.2f}"  # noqa: E731
     for method in a.methods:
         for seed in a.seeds:
-            row = [cell(got[(s, method, u, seed)]) for s, u in cols]
+            row = [cell(got.get((s, method, u, seed))) for s, u in cols]
             lines.append(f"| {method} | {seed} | " + " | ".join(row) + " |")
-        finals = [[got[(s, method, u, seed)] for seed in a.seeds] for s, u in cols]
-        if all(r is not None for col in finals for r in col):
-            means = [mean_sd([r[1] for r in col]) for col in finals]
-            lines.append(f"| {method} | mean ± sd | " + " | ".join(
-                f"**{m:.2f}** ± {sd:.2f}" for m, sd in means) + " |")
-            gains = []
-            for side in ("ours", "reference"):
-                diffs = [got[(side, method, True, s)][1] - got[(side, method, False, s)][1]
-                         for s in a.seeds]
-                gains.append("{:+.2f} ± {:.2f}".format(*mean_sd(diffs)))
-            lines.append(f"| {method} | Un-Mix gain | {gains[0]} | | {gains[1]} | |")
-            lines.append(f"| {method} | ours − reference | {means[0][0] - means[2][0]:+.2f} | "
-                         f"{means[1][0] - means[3][0]:+.2f} | | |")
+        finals = [[got.get((s, method, u, seed)) for seed in a.seeds] for s, u in cols]
+        # A column's mean when all its seeds finished; with `--variants` some never run.
+        means = [mean_sd([r[1] for r in col]) if all(r is not None for r in col) else None
+                 for col in finals]
+        if all(m is None for m in means):
+            continue
+        lines.append(f"| {method} | mean ± sd | " + " | ".join(
+            "–" if m is None else f"**{m[0]:.2f}** ± {m[1]:.2f}" for m in means) + " |")
+        gains = []
+        for side, (plain, mixed) in (("ours", (0, 1)), ("reference", (2, 3))):
+            if means[plain] is None or means[mixed] is None:
+                gains.append("–")
+                continue
+            diffs = [got[(side, method, True, s)][1] - got[(side, method, False, s)][1]
+                     for s in a.seeds]
+            gains.append("{:+.2f} ± {:.2f}".format(*mean_sd(diffs)))
+        lines.append(f"| {method} | Un-Mix gain | {gains[0]} | | {gains[1]} | |")
+        gap = ["–" if means[o] is None or means[r] is None else f"{means[o][0] - means[r][0]:+.2f}"
+               for o, r in ((0, 2), (1, 3))]
+        lines.append(f"| {method} | ours − reference | {gap[0]} | {gap[1]} | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -176,6 +187,10 @@ def main():
     p.add_argument("--width", type=int, default=8)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--variants", default="plain,unmix",
+                   help="plain (without Un-Mix), unmix (with it), or both")
+    p.add_argument("--knn-every", type=int, default=0,
+                   help="kNN every N epochs on both sides (default: random init and the end)")
     p.add_argument("--data", default=os.path.join(ROOT, "target", "parity-runs", "fm-cifar"))
     p.add_argument("--out", default=os.path.join(ROOT, "target", "parity-runs"))
     p.add_argument("--same-init", action="store_true",
@@ -188,8 +203,17 @@ def main():
     for m in a.methods:
         if m not in SCRIPTS:
             p.error(f"--methods: unknown method {m!r}; expected some of {sorted(SCRIPTS)}")
+    variants = {"plain": False, "unmix": True}
+    for v in a.variants.split(","):
+        if v not in variants:
+            p.error(f"--variants: unknown variant {v!r}; expected plain, unmix or plain,unmix")
+    unmix_settings = [variants[v] for v in ("unmix", "plain") if v in a.variants.split(",")]
+    if a.knn_every < 0 or (a.knn_every and a.epochs % a.knn_every):
+        p.error(f"--knn-every {a.knn_every}: expected a divisor of --epochs {a.epochs}, so "
+                "that both sides evaluate the last epoch")
+    a.knn_every = a.knn_every or a.epochs
     # Longest first, so that the last runs to finish are short ones.
-    jobs = [make(a, m, u, s) for make in (ours_job, reference_job) for u in (True, False)
+    jobs = [make(a, m, u, s) for make in (ours_job, reference_job) for u in unmix_settings
             for m in a.methods for s in a.seeds]
     if a.dry_run:
         for j in jobs:
