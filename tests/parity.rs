@@ -496,6 +496,22 @@ fn run_parity_same_init_starts_the_reference_from_our_weights() {
     }
 }
 
+/// Writes what a finished 2-epoch run `run` of `side` leaves under `out`, as `run_parity.py`
+/// reads it: ours' `metrics.csv` (kNN at epochs 0 and 2), the reference's result JSON.
+fn write_finished_run(out: &std::path::Path, side: &str, run: &str, init: f64, last: f64) {
+    if side == "ours" {
+        let dir = out.join("ours").join(run).join("cifar10_run");
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = format!("epoch,step,knn_top1\n0,0,{init}\n1,39,\n2,78,{last}\n");
+        std::fs::write(dir.join("metrics.csv"), csv).unwrap();
+    } else {
+        let dir = out.join("reference");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = format!("{{\"knn\": [[0, {init}], [2, {last}]]}}\n");
+        std::fs::write(dir.join(format!("{run}.json")), json).unwrap();
+    }
+}
+
 /// With every run's result already in its output directory the harness runs nothing and writes
 /// the table: per-seed cells, means ± sample standard deviations, the Un-Mix gain over the plain
 /// run of the same seed, and ours − reference (expected values worked out by hand below).
@@ -518,17 +534,8 @@ fn run_parity_resumes_and_tabulates_finished_runs() {
     ];
     for (side, name, results) in runs {
         for (seed, (init, last)) in results.into_iter().enumerate() {
-            if side == "ours" {
-                let dir = work.join(format!("out/ours/{name}_w8_b128_e2_s{seed}/cifar10_{name}"));
-                std::fs::create_dir_all(&dir).unwrap();
-                let csv = format!("epoch,step,knn_top1\n0,0,{init}\n1,39,\n2,78,{last}\n");
-                std::fs::write(dir.join("metrics.csv"), csv).unwrap();
-            } else {
-                let dir = work.join("out/reference");
-                std::fs::create_dir_all(&dir).unwrap();
-                let json = format!("{{\"knn\": [[0, {init}], [2, {last}]]}}\n");
-                std::fs::write(dir.join(format!("{name}_w8_b128_e2_s{seed}.json")), json).unwrap();
-            }
+            let run = format!("{name}_w8_b128_e2_s{seed}");
+            write_finished_run(&work.join("out"), side, &run, init, last);
         }
     }
     let (data, out_dir) = (data.to_str().unwrap(), work.join("out"));
@@ -633,15 +640,11 @@ fn run_parity_runs_one_variant_with_knn_every() {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("data")).unwrap();
     std::fs::write(work.join("data/test_batch.bin"), b"").unwrap();
-    std::fs::create_dir_all(work.join("out/reference")).unwrap();
     for (seed, (ours, reference)) in [(60.0, 60.0), (61.0, 62.0)].into_iter().enumerate() {
-        let dir = work.join(format!("out/ours/moco_w8_b128_e2_s{seed}/cifar10_moco"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let csv = format!("epoch,step,knn_top1\n0,0,50\n1,39,55\n2,78,{ours}\n");
-        std::fs::write(dir.join("metrics.csv"), csv).unwrap();
-        let json = format!("{{\"knn\": [[0, 50], [1, 56], [2, {reference}]]}}\n");
-        let name = format!("moco_w8_b128_e2_s{seed}_sameinit.json");
-        std::fs::write(work.join("out/reference").join(name), json).unwrap();
+        let run = format!("moco_w8_b128_e2_s{seed}");
+        write_finished_run(&work.join("out"), "ours", &run, 50.0, ours);
+        let same_init = format!("{run}_sameinit");
+        write_finished_run(&work.join("out"), "reference", &same_init, 50.0, reference);
     }
     let out = run_parity(
         "/bin/false",

@@ -203,11 +203,12 @@ def main():
     for m in a.methods:
         if m not in SCRIPTS:
             p.error(f"--methods: unknown method {m!r}; expected some of {sorted(SCRIPTS)}")
-    variants = {"plain": False, "unmix": True}
-    for v in a.variants.split(","):
-        if v not in variants:
+    variants = a.variants.split(",")
+    for v in variants:
+        if v not in ("plain", "unmix"):
             p.error(f"--variants: unknown variant {v!r}; expected plain, unmix or plain,unmix")
-    unmix_settings = [variants[v] for v in ("unmix", "plain") if v in a.variants.split(",")]
+    # Un-Mix first: the longer runs start first (below).
+    unmix_settings = [u for u, v in ((True, "unmix"), (False, "plain")) if v in variants]
     if a.knn_every < 0 or (a.knn_every and a.epochs % a.knn_every):
         p.error(f"--knn-every {a.knn_every}: expected a divisor of --epochs {a.epochs}, so "
                 "that both sides evaluate the last epoch")
