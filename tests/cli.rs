@@ -615,22 +615,30 @@ fn image_mixture_trains_and_refuses_multi_crop() {
     );
 }
 
+/// Runs `scripts/gpu_kit.sh --cpu` with this build's binary, its results in `out` and `env` set:
+/// whether it succeeded, and what it printed.
+fn gpu_kit_cpu_mode(out: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let run = Command::new("bash")
+        .args(["scripts/gpu_kit.sh", "--cpu"])
+        .env("UNMIX_BIN", env!("CARGO_BIN_EXE_unmix"))
+        .env("OUT", out)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .expect("bash runs");
+    let text =
+        String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
+    (run.status.success(), text)
+}
+
 /// The GPU run kit in its CPU mode (`scripts/gpu_kit.sh --cpu`, with this build's binary): the
 /// backend check, a step timing of each siamese method (and PyTorch's where torch is
 /// installed), a one-epoch pre-training, and the report that holds them.
 #[test]
 fn the_gpu_kit_runs_in_cpu_mode() {
     let out = tmp("gpu-kit");
-    let run = Command::new("bash")
-        .args(["scripts/gpu_kit.sh", "--cpu"])
-        .env("UNMIX_BIN", env!("CARGO_BIN_EXE_unmix"))
-        .env("OUT", &out)
-        .current_dir(root())
-        .output()
-        .expect("bash runs");
-    let text =
-        String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{text}");
+    let (ok, text) = gpu_kit_cpu_mode(&out, &[]);
+    assert!(ok, "{text}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## 1. Backend check"), "{report}");
     assert!(
@@ -650,6 +658,32 @@ fn the_gpu_kit_runs_in_cpu_mode() {
         out.join("runs").is_dir(),
         "no pre-training run in {}",
         out.display()
+    );
+}
+
+/// The kit under a time budget (for a GPU machine lent by the minute): a command that runs past
+/// it is stopped and named in the report, a step row that would eat into the pre-training's
+/// reserve is written as skipped, and the kit says it did not finish by its exit status.
+#[test]
+fn the_gpu_kit_keeps_to_its_time_budget() {
+    let out = tmp("gpu-kit-budget");
+    // The backend check trains 16 configs: well past 2 s on any CPU.
+    let (ok, text) = gpu_kit_cpu_mode(&out, &[("KIT_BUDGET_S", "2"), ("KIT_RESERVE_S", "1")]);
+    assert!(!ok, "{text}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("check-backend: out of time"), "{report}");
+    let skipped = ["moco", "simclr_unmix", "byol", "swav_unmix"];
+    for name in skipped {
+        assert!(
+            report.contains(&format!("| {name} | 16 | skipped (time budget) |")),
+            "{name}:\n{report}"
+        );
+    }
+    assert!(report.contains("Kit's wall time:"), "{report}");
+    let log = std::fs::read_to_string(out.join("log.txt")).unwrap();
+    assert!(
+        log.contains("check-backend --device cpu") && log.contains("# exit 124"),
+        "{log}"
     );
 }
 
