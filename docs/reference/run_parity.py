@@ -137,7 +137,10 @@ def run(job, epochs):
 
 
 def mean_sd(values):
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    """The mean and the sample standard deviation, "–" for the latter over one seed (undefined,
+    not zero)."""
+    sd = f"{statistics.stdev(values):.2f}" if len(values) > 1 else "–"
+    return statistics.mean(values), sd
 
 
 def table(a, jobs):
@@ -162,7 +165,7 @@ def table(a, jobs):
         if all(m is None for m in means):
             continue
         lines.append(f"| {method} | mean ± sd | " + " | ".join(
-            "–" if m is None else f"**{m[0]:.2f}** ± {m[1]:.2f}" for m in means) + " |")
+            "–" if m is None else f"**{m[0]:.2f}** ± {m[1]}" for m in means) + " |")
         gains = []
         for side, (plain, mixed) in (("ours", (0, 1)), ("reference", (2, 3))):
             if means[plain] is None or means[mixed] is None:
@@ -170,7 +173,7 @@ def table(a, jobs):
                 continue
             diffs = [got[(side, method, True, s)][1] - got[(side, method, False, s)][1]
                      for s in a.seeds]
-            gains.append("{:+.2f} ± {:.2f}".format(*mean_sd(diffs)))
+            gains.append("{:+.2f} ± {}".format(*mean_sd(diffs)))
         lines.append(f"| {method} | Un-Mix gain | {gains[0]} | | {gains[1]} | |")
         gap = ["–" if means[o] is None or means[r] is None else f"{means[o][0] - means[r][0]:+.2f}"
                for o, r in ((0, 2), (1, 3))]
