@@ -294,6 +294,12 @@ fn gpu_kit() -> Result<(), Failed> {
     let mut build = cargo();
     build.args(["build", "--release", "-p", "unmix-train", "--bin", "unmix"]);
     build.args(["--features", "cuda,wgpu"]);
+    // Without `nvcc` here, `cudarc` would target the newest CUDA API it knows (13.4), whose
+    // entry points an older driver lacks; the kit targets CUDA 13.0's, which every CUDA 13
+    // driver (580 and later) has. `CUDARC_CUDA_VERSION=12080` (say) builds for a CUDA 12 machine.
+    let cuda_api = std::env::var("CUDARC_CUDA_VERSION").unwrap_or_else(|_| "13000".into());
+    eprintln!("gpu-kit: CUDA API {cuda_api} (CUDARC_CUDA_VERSION)");
+    build.env("CUDARC_CUDA_VERSION", &cuda_api);
     run(build)?;
     let target = target_dir();
     let kit = std::path::Path::new(&target).join("gpu-kit");
