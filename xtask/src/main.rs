@@ -4,7 +4,8 @@
 //!   device needs (`--device cuda` → `--features cuda`) and runs `unmix train`.
 //! - `eval --checkpoint DIR [--device D]`: runs `unmix eval`.
 //! - `cut-dataset [--source DIR]`: re-cuts the embedded Fashion-MNIST subset.
-//! - `bench`: the backend and training-step benchmarks (`docs/benchmarks.md`).
+//! - `bench`: the backend and training-step benchmarks (`docs/benchmarks.md`); `bench data`:
+//!   the input pipeline against the step for every recipe (`bench_data.rs`).
 //! - `parity`: step-level parity of our methods with the PyTorch references in
 //!   `docs/reference/` (`tests/parity.rs`; skipped with a message without Python and torch).
 //!   `parity --runs [...]`: whole runs of ours and of the references over seeds, with and
@@ -17,6 +18,8 @@
 //!   full length, with the methods without Un-Mix and the CIFAR-demo-settings ones.
 
 use std::process::{Command, ExitCode};
+
+mod bench_data;
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -349,6 +352,7 @@ const HELP: &str = "cargo xtask <task>
   compare RUN_A RUN_B [--out DIR]  (runs side by side: compare.md and plots)
   cut-dataset [--source /usr/share/datasets/fashion-mnist]
   bench [--device D] [--layers] [--pytorch] [--dtype f16|bf16]
+  bench data [--device D] [--width 8] [--batch 64] [--batches 20] [--configs configs/fashion_mnist]
   parity [--runs [--methods moco,simclr,byol,swav] [--seeds 0,1,2] [--epochs 10] [--jobs 2] [--same-init] [--dry-run]]
   test [--full]
   gpu-kit
@@ -379,6 +383,9 @@ fn main() -> ExitCode {
                 &["cut-fashion-mnist".into(), "--source".into(), source],
                 release,
             )
+        }
+        Some("bench") if rest.first().is_some_and(|a| a == "data") => {
+            bench_data::bench_data(&rest[1..], release)
         }
         Some("bench") => unmix(&[vec!["bench".to_string()], rest].concat(), release),
         Some("parity") if rest.iter().any(|a| a == "--runs") => parity_runs(&rest, release),
