@@ -13,7 +13,9 @@
 #    (`unmix bench --config`) and the same step in PyTorch eager (`docs/reference/bench_step.py`
 #    on the inputs `unmix parity-step` records), images/s and peak device memory
 #    (nvidia-smi's used memory, sampled every 100 ms, minus what was in use before), and the ratio.
-# 3. A real pre-training of the embedded set (`configs/fashion_mnist/moco_unmix.toml`) at full
+# 3. The ResNet-18 step in f32, bf16 and f16 (`unmix bench --dtype`: everything in 16 bits, as
+#    Burn 0.22 has no autocast), images/s against f32.
+# 4. A real pre-training of the embedded set (`configs/fashion_mnist/moco_unmix.toml`) at full
 #    width, its kNN accuracy and its time.
 # Everything is written to $OUT (default gpu-kit-results/), the table also to stdout; every
 # command, its output and its wall time to $OUT/log.txt. A step that fails or runs out of time is
@@ -184,7 +186,36 @@ done
 rm -f "$OUT/step.safetensors"
 echo | tee -a "$OUT/report.md"
 
-echo "## 3. Pre-training, configs/fashion_mnist/moco_unmix.toml at width $WIDTH, $EPOCHS epochs" | tee -a "$OUT/report.md"
+# Mixed precision (issue 14, item 4): Burn 0.22 has no autocast, so this is the supervised-style
+# ResNet-18 step with everything in 16 bits (no f32 master copy): an upper bound on the gain.
+echo "## 3. The ResNet-18 step in 16 bits, width $WIDTH, batch ${BATCHES%% *}" | tee -a "$OUT/report.md"
+{
+    echo
+    echo "| dtype | s/step | images/s | vs f32 |"
+    echo "|---|---|---|---|"
+} | tee -a "$OUT/report.md"
+f32_ips=""
+for dtype in f32 bf16 f16; do
+    if [[ "$BUDGET" != 0 ]] && (( $(left) < RESERVE )); then
+        echo "| $dtype | skipped (time budget) | – | – |" | tee -a "$OUT/report.md"
+        continue
+    fi
+    if run_logged "$BIN" bench --device "$DEVICE" --width "$WIDTH" --batch "${BATCHES%% *}" \
+        --steps "$STEPS" --dtype "$dtype"; then
+        row=$(tail -1 "$OUT/last.txt")
+        step=$(echo "$row" | awk -F'|' '{gsub(/ /, "", $8); print $8}')
+        ips=$(echo "$row" | awk -F'|' '{gsub(/ /, "", $9); print $9}')
+        [[ $dtype == f32 ]] && f32_ips=$ips
+        vs=$(awk -v a="$ips" -v b="$f32_ips" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "–" }')
+        echo "| $dtype | $step | $ips | $vs |" | tee -a "$OUT/report.md"
+    else
+        echo "| $dtype | $(why $?) | – | – |" | tee -a "$OUT/report.md"
+        FAILED=1
+    fi
+done
+echo | tee -a "$OUT/report.md"
+
+echo "## 4. Pre-training, configs/fashion_mnist/moco_unmix.toml at width $WIDTH, $EPOCHS epochs" | tee -a "$OUT/report.md"
 start=$(date +%s) budget=$(left)
 (( budget > 0 )) || budget=1
 timeout "$budget" "$BIN" train --config configs/fashion_mnist/moco_unmix.toml --device "$DEVICE" --overwrite \

@@ -645,14 +645,25 @@ fn the_gpu_kit_runs_in_cpu_mode() {
         !report.contains("**no**"),
         "a backend check failed:\n{report}"
     );
-    for name in ["moco", "moco_unmix", "simclr", "byol_unmix", "swav_unmix"] {
+    // The row that starts with `prefix`, and its images/s (the third column in both tables:
+    // `| method | batch | images/s | …` and `| dtype | s/step | images/s | vs f32 |`).
+    let row = |prefix: &str| {
         let row = report
             .lines()
-            .find(|l| l.starts_with(&format!("| {name} | 16 |")))
-            .unwrap_or_else(|| panic!("no timing row for {name}:\n{report}"));
-        let images_per_second: f64 = row.split('|').nth(3).unwrap().trim().parse().unwrap();
-        assert!(images_per_second > 0.0, "{row}");
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no row {prefix}:\n{report}"));
+        let rate: f64 = row.split('|').nth(3).unwrap().trim().parse().unwrap();
+        assert!(rate > 0.0, "{row}");
+        row
+    };
+    for name in ["moco", "moco_unmix", "simclr", "byol_unmix", "swav_unmix"] {
+        row(&format!("| {name} | 16 |"));
     }
+    for dtype in ["bf16", "f16"] {
+        row(&format!("| {dtype} | "));
+    }
+    let f32_row = row("| f32 | ");
+    assert!(f32_row.ends_with("| 1.00× |"), "{f32_row}");
     assert!(report.contains("Wall time:"), "{report}");
     assert!(
         out.join("runs").is_dir(),
@@ -679,6 +690,10 @@ fn the_gpu_kit_keeps_to_its_time_budget() {
             "{name}:\n{report}"
         );
     }
+    assert!(
+        report.contains("| bf16 | skipped (time budget) |"),
+        "{report}"
+    );
     assert!(report.contains("Kit's wall time:"), "{report}");
     let log = std::fs::read_to_string(out.join("log.txt")).unwrap();
     assert!(
