@@ -63,6 +63,16 @@ run_logged() {
     return $status
 }
 
+# Whether a row would eat into the pre-training's reserve (never without a budget).
+over_budget() {
+    [[ "$BUDGET" != 0 ]] && (( $(left) < RESERVE ))
+}
+
+# Column $1 (awk's count: the first is empty) of the last table row of $OUT/last.txt, trimmed.
+column() {
+    tail -1 "$OUT/last.txt" | awk -F'|' -v c="$1" '{gsub(/ /, "", $c); print $c}'
+}
+
 # Why a command failed, in a few words for a table cell.
 why() {
     if [[ $1 == 124 ]]; then echo "out of time"; else echo "failed (exit $1, $OUT/log.txt)"; fi
@@ -150,7 +160,7 @@ echo "## 2. Training step, ResNet-18 width $WIDTH, ${CROP}×${CROP}" | tee -a "$
 for batch in $BATCHES; do
     for name in moco moco_unmix simclr simclr_unmix byol byol_unmix swav swav_unmix; do
         cfg="configs/fashion_mnist/$name.toml"
-        if [[ "$BUDGET" != 0 ]] && (( $(left) < RESERVE )); then
+        if over_budget; then
             echo "| $name | $batch | skipped (time budget) | – | – | – | – |" | tee -a "$OUT/report.md"
             continue
         fi
@@ -160,7 +170,7 @@ for batch in $BATCHES; do
             --width "$WIDTH" --batch "$batch" --steps "$STEPS" --set "data.augmentation.crop_size=$CROP"
         ours_mem=$PEAK
         if [[ $STATUS == 0 ]]; then
-            ours=$(tail -1 "$OUT/last.txt" | awk -F'|' '{gsub(/ /, "", $7); print $7}')
+            ours=$(column 7)
         else
             ours=$(why $STATUS) ours_mem="–" FAILED=1
         fi
@@ -171,7 +181,7 @@ for batch in $BATCHES; do
                     --device "$DEVICE" --steps "$STEPS"
                 if [[ $STATUS == 0 ]]; then
                     torch_mem=$PEAK
-                    torch_ips=$(tail -1 "$OUT/last.txt" | awk -F'|' '{gsub(/ /, "", $6); print $6}')
+                    torch_ips=$(column 6)
                     ratio=$(awk -v a="$ours" -v b="$torch_ips" 'BEGIN { if (a + 0 > 0 && b > 0) printf "%.2f×", a / b; else print "–" }')
                 else
                     torch_ips=$(why $STATUS) FAILED=1
@@ -196,15 +206,13 @@ echo "## 3. The ResNet-18 step in 16 bits, width $WIDTH, batch ${BATCHES%% *}" |
 } | tee -a "$OUT/report.md"
 f32_ips=""
 for dtype in f32 bf16 f16; do
-    if [[ "$BUDGET" != 0 ]] && (( $(left) < RESERVE )); then
+    if over_budget; then
         echo "| $dtype | skipped (time budget) | – | – |" | tee -a "$OUT/report.md"
         continue
     fi
     if run_logged "$BIN" bench --device "$DEVICE" --width "$WIDTH" --batch "${BATCHES%% *}" \
         --steps "$STEPS" --dtype "$dtype"; then
-        row=$(tail -1 "$OUT/last.txt")
-        step=$(echo "$row" | awk -F'|' '{gsub(/ /, "", $8); print $8}')
-        ips=$(echo "$row" | awk -F'|' '{gsub(/ /, "", $9); print $9}')
+        step=$(column 8) ips=$(column 9)
         [[ $dtype == f32 ]] && f32_ips=$ips
         vs=$(awk -v a="$ips" -v b="$f32_ips" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "–" }')
         echo "| $dtype | $step | $ips | $vs |" | tee -a "$OUT/report.md"

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use crate::{Failed, build_unmix, feature_for, target_dir};
+use crate::{Failed, build_unmix, feature_for, option, unmix_path};
 
 /// What one `unmix bench --config … --data-batches …` printed that the table needs.
 #[derive(Debug, PartialEq)]
@@ -52,32 +52,15 @@ pub(crate) fn parse(stdout: &str) -> Option<PipelineFigures> {
     })
 }
 
-/// The value after `flag` in `args`, or `default`.
-fn option<'a>(args: &'a [String], flag: &str, default: &'a str) -> &'a str {
-    args.iter()
-        .position(|a| a == flag)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, String::as_str)
-}
-
 /// `cargo xtask bench data [--device D] [--width 8] [--batch 64] [--batches 20]
 /// [--configs configs/fashion_mnist]`, with the binary in `UNMIX_BIN` if set, else built.
 pub(crate) fn bench_data(args: &[String], release: bool) -> Result<(), Failed> {
-    let device = option(args, "--device", "cpu");
-    let (width, batch) = (option(args, "--width", "8"), option(args, "--batch", "64"));
-    let batches = option(args, "--batches", "20");
-    let folder = option(args, "--configs", "configs/fashion_mnist");
-    // `UNMIX_BIN`: a binary already built (the GPU kit's, say), used as it is.
-    let bin = match std::env::var_os("UNMIX_BIN") {
-        Some(bin) => std::path::PathBuf::from(bin),
-        None => {
-            build_unmix(release, feature_for(device))?;
-            let profile = if release { "release" } else { "debug" };
-            std::path::Path::new(&target_dir())
-                .join(profile)
-                .join("unmix")
-        }
-    };
+    let device = option(args, "--device").unwrap_or("cpu");
+    let width = option(args, "--width").unwrap_or("8");
+    let batch = option(args, "--batch").unwrap_or("64");
+    let batches = option(args, "--batches").unwrap_or("20");
+    let folder = option(args, "--configs").unwrap_or("configs/fashion_mnist");
+    // The configs first: a wrong folder is said before a build of minutes.
     let read = std::fs::read_dir(folder)
         .map_err(|e| Failed(format!("bench data: --configs {folder}: {e}"), 2))?;
     let mut configs: Vec<_> = read
@@ -91,6 +74,14 @@ pub(crate) fn bench_data(args: &[String], release: bool) -> Result<(), Failed> {
             2,
         ));
     }
+    // `UNMIX_BIN`: a binary already built (the GPU kit's, say), used as it is.
+    let bin = match std::env::var_os("UNMIX_BIN") {
+        Some(bin) => std::path::PathBuf::from(bin),
+        None => {
+            build_unmix(release, feature_for(device))?;
+            unmix_path(release)
+        }
+    };
     println!(
         "Input pipeline against the step on `{device}` (ResNet-18 width {width}, batch {batch}, \
          {batches} loader batches)\n"

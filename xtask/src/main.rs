@@ -50,6 +50,22 @@ fn run(mut cmd: Command) -> Result<(), Failed> {
     }
 }
 
+/// The value after `flag` in `args`, if any.
+fn option<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+/// Where `build_unmix` leaves the binary.
+fn unmix_path(release: bool) -> std::path::PathBuf {
+    let profile = if release { "release" } else { "debug" };
+    std::path::Path::new(&target_dir())
+        .join(profile)
+        .join("unmix")
+}
+
 /// The cargo feature a `--device` value needs.
 fn feature_for(device: &str) -> Option<&'static str> {
     match device.split(':').next().unwrap_or("") {
@@ -87,18 +103,14 @@ fn build_unmix(release: bool, feature: Option<&str>) -> Result<(), Failed> {
 }
 
 fn unmix(args: &[String], release: bool) -> Result<(), Failed> {
-    let device = args
-        .iter()
-        .position(|a| a == "--device")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    build_unmix(release, device.as_deref().and_then(feature_for))?;
+    let device = option(args, "--device");
+    build_unmix(release, device.and_then(feature_for))?;
     let mut cmd = cargo();
     cmd.args(["run", "--quiet", "-p", "unmix-train", "--bin", "unmix"]);
     if release {
         cmd.arg("--release");
     }
-    if let Some(f) = device.as_deref().and_then(feature_for) {
+    if let Some(f) = device.and_then(feature_for) {
         cmd.args(["--features", f]);
     }
     cmd.arg("--").args(args);
@@ -125,10 +137,7 @@ fn parity_runs(args: &[String], release: bool) -> Result<(), Failed> {
     if !dry_run {
         build_unmix(release, None)?;
     }
-    let profile = if release { "release" } else { "debug" };
-    let bin = std::path::Path::new(&target_dir())
-        .join(profile)
-        .join("unmix");
+    let bin = unmix_path(release);
     let mut cmd = Command::new("python3");
     cmd.arg("docs/reference/run_parity.py")
         .arg("--unmix-bin")
@@ -374,11 +383,9 @@ fn main() -> ExitCode {
         Some("report") => unmix(&[vec!["report".to_string()], rest].concat(), release),
         Some("compare") => unmix(&[vec!["compare".to_string()], rest].concat(), release),
         Some("cut-dataset") => {
-            let source = rest
-                .iter()
-                .position(|a| a == "--source")
-                .and_then(|i| rest.get(i + 1).cloned())
-                .unwrap_or_else(|| "/usr/share/datasets/fashion-mnist".into());
+            let source = option(&rest, "--source")
+                .unwrap_or("/usr/share/datasets/fashion-mnist")
+                .to_string();
             unmix(
                 &["cut-fashion-mnist".into(), "--source".into(), source],
                 release,
