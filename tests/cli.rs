@@ -615,11 +615,11 @@ fn image_mixture_trains_and_refuses_multi_crop() {
     );
 }
 
-/// Runs `scripts/gpu_kit.sh --cpu` with this build's binary, its results in `out` and `env` set:
-/// whether it succeeded, and what it printed.
-fn gpu_kit_cpu_mode(out: &Path, env: &[(&str, &str)]) -> (bool, String) {
+/// Runs `script --cpu` (`scripts/gpu_kit.sh` or its device wrapper) with this build's binary, its
+/// results in `out` and `env` set: whether it succeeded, and what it printed.
+fn gpu_kit_cpu_mode(script: &str, out: &Path, env: &[(&str, &str)]) -> (bool, String) {
     let run = Command::new("bash")
-        .args(["scripts/gpu_kit.sh", "--cpu"])
+        .args([script, "--cpu"])
         .env("UNMIX_BIN", env!("CARGO_BIN_EXE_unmix"))
         .env("OUT", out)
         .envs(env.iter().copied())
@@ -637,7 +637,7 @@ fn gpu_kit_cpu_mode(out: &Path, env: &[(&str, &str)]) -> (bool, String) {
 #[test]
 fn the_gpu_kit_runs_in_cpu_mode() {
     let out = tmp("gpu-kit");
-    let (ok, text) = gpu_kit_cpu_mode(&out, &[]);
+    let (ok, text) = gpu_kit_cpu_mode("scripts/gpu_kit.sh", &out, &[]);
     assert!(ok, "{text}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## 1. Backend check"), "{report}");
@@ -672,18 +672,23 @@ fn the_gpu_kit_runs_in_cpu_mode() {
     );
 }
 
-/// The kit under a time budget (for a GPU machine lent by the minute): a command that runs past
-/// it is stopped and named in the report, a step row that would eat into the pre-training's
-/// reserve is written as skipped, and the kit says it did not finish by its exit status.
+/// The kit under a time budget, through its wrapper for a GPU machine lent by the minute
+/// (`scripts/gpu_device_run.sh`, which copies the kit's files to the folder that comes back): a
+/// command that runs past the budget is stopped and named in the report, a step row that would
+/// eat into the pre-training's reserve is written as skipped, and the kit says it did not finish
+/// by its exit status.
 #[test]
 fn the_gpu_kit_keeps_to_its_time_budget() {
     let out = tmp("gpu-kit-budget");
+    let kit_dir = tmp("gpu-kit-budget-work");
     // The backend check trains 16 configs: well past 5 s on any CPU. Without Python the kit's
     // set-up takes milliseconds, so the check starts inside the budget and is stopped by it (CI
     // once spent 2 s importing torch, and the check was never started).
     let (ok, text) = gpu_kit_cpu_mode(
+        "scripts/gpu_device_run.sh",
         &out,
         &[
+            ("KIT_DIR", kit_dir.to_str().unwrap()),
             ("KIT_BUDGET_S", "5"),
             ("KIT_RESERVE_S", "1"),
             ("PYTHON", "false"),
@@ -704,6 +709,7 @@ fn the_gpu_kit_keeps_to_its_time_budget() {
         "{report}"
     );
     assert!(report.contains("Kit's wall time:"), "{report}");
+    assert!(text.contains("kit exit status: 1"), "{text}");
     let log = std::fs::read_to_string(out.join("log.txt")).unwrap();
     assert!(
         log.contains("check-backend --device cpu") && log.contains("# exit 124"),

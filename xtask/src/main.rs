@@ -11,7 +11,8 @@
 //!   `parity --runs [...]`: whole runs of ours and of the references over seeds, with and
 //!   without Un-Mix, and one table (`docs/reference/run_parity.py`).
 //! - `gpu-kit`: the release binary with every backend and the GPU run kit's files in
-//!   `target/gpu-kit/` (`scripts/gpu_kit.sh`).
+//!   `target/gpu-kit/` (`scripts/gpu_kit.sh`), and the binary packed for the device tool
+//!   (`unmix.xz`, `scripts/gpu_device_run.sh`).
 //! - `test [--full]`: the whole CI: fmt, then one build of every target with every backend
 //!   (CPU, CUDA, wgpu) under clippy (`-D warnings`) that also runs every test, wgpu's on Mesa's
 //!   software Vulkan driver (installed with apt when missing); `--full` runs the learn tests at
@@ -330,11 +331,43 @@ fn gpu_kit() -> Result<(), Failed> {
         cp.args(["-r", from]).arg(kit.join(to));
         run(cp)?;
     }
+    pack(&kit)?;
     eprintln!(
-        "kit in {}: copy it to the GPU machine and run `bash scripts/gpu_kit.sh` there",
+        "kit in {}: copy it to the GPU machine and run `bash scripts/gpu_kit.sh` there \
+         (or, with the device tool, carry {}/unmix.xz and run `bash scripts/gpu_device_run.sh`)",
+        kit.display(),
         kit.display()
     );
     Ok(())
+}
+
+/// `unmix.xz` beside the kit's binary: stripped and xz-compressed (152 MB → about 20 MB), for the
+/// device tool, which carries at most 64 MiB (`scripts/gpu_device_run.sh` unpacks it). Skipped,
+/// with a message, where `strip` or `xz` is missing.
+fn pack(kit: &std::path::Path) -> Result<(), Failed> {
+    let have = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("strip") || !have("xz") {
+        eprintln!("gpu-kit: no `strip` or `xz` here, so no unmix.xz for the device tool");
+        return Ok(());
+    }
+    let stripped = kit.join("unmix.stripped");
+    let mut strip = Command::new("strip");
+    strip.arg("-o").arg(&stripped).arg(kit.join("unmix"));
+    run(strip)?;
+    let mut xz = Command::new("xz");
+    xz.args(["-T2", "-6", "--force"]).arg(&stripped);
+    run(xz)?;
+    std::fs::rename(kit.join("unmix.stripped.xz"), kit.join("unmix.xz")).map_err(|e| {
+        Failed(
+            format!("gpu-kit: {}: {e}", kit.join("unmix.xz").display()),
+            1,
+        )
+    })
 }
 
 /// `cargo publish --dry-run` of every crate we publish, verification included: each is packaged
