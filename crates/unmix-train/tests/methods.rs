@@ -147,6 +147,65 @@ fn moco_identity_mixture_equals_plain_loss() {
     assert_eq!(model.momentum().unwrap().at(0.5), 0.99);
 }
 
+/// The demo (`unmix_c10.py`) forwards the mixture once per direction of its symmetric loss, so
+/// the query encoder's running statistics (what kNN and linear evaluation read) move four times
+/// a step, in the order x0, mixture, x1, mixture. Ours must leave them where that order does,
+/// and not where one forward of each (x0, x1, mixture) would.
+#[test]
+fn moco_symmetric_running_statistics_follow_the_demos_four_forwards() {
+    let device = Device::flex().autodiff();
+    let config = MocoConfig {
+        queue_len: 24,
+        shuffle_bn: false,
+        ..MocoConfig::default()
+    };
+    assert!(config.symmetric);
+    let model = config.init(&encoder(), &device).unwrap();
+    // Independent copies of the initial query encoder (a clone would share running state).
+    let copy = || {
+        let fresh = config.init(&encoder(), &device).unwrap().encoder_q;
+        fresh.load_record(model.encoder_q.clone().into_record())
+    };
+    let b = batch(&device, 2);
+    let mixed = MixedBatch {
+        images: b.views[0].clone().flip([0]).mul_scalar(0.5).add_scalar(1.0),
+        lambda: 0.5,
+        kind: MixKind::Global,
+    };
+    let (demo, one_each) = (copy(), copy());
+    for x in [&b.views[0], &mixed.images, &b.views[1], &mixed.images] {
+        drop(demo.forward(x.clone()));
+    }
+    for x in [&b.views[0], &b.views[1], &mixed.images] {
+        drop(one_each.forward(x.clone()));
+    }
+    drop(model.forward_train(&b, Some(&mixed), &ctx(0)));
+    let eval = |e: &unmix_models::Encoder| {
+        e.valid()
+            .forward(b.views[1].clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (ours, demo, one_each) = (eval(&model.encoder_q), eval(&demo), eval(&one_each));
+    let gap = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    assert!(
+        gap(&ours, &demo) < 1e-6,
+        "ours vs the demo's order: {}",
+        gap(&ours, &demo)
+    );
+    assert!(
+        gap(&ours, &one_each) > 1e-3,
+        "one forward each should differ: {}",
+        gap(&ours, &one_each)
+    );
+}
+
 #[test]
 fn swav_identity_mixture_multi_crop_freezing_and_queue() {
     let device = Device::flex().autodiff();

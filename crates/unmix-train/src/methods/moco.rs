@@ -172,22 +172,35 @@ impl Method for Moco {
     ) -> StepOutput<Tensor<2>> {
         let (x0, x1) = (batch.views[0].clone(), batch.views[1].clone());
         let queue = self.queue.value_sync();
+        let mixed_images = mixed.map(|m| m.images.clone());
         // The key encoder's forwards (no gradient, no random draw: the shuffle is a pure
         // function of the step) run on a second thread beside the query's, so that a CPU run
         // keeps both cores busy; the results are the same as one after the other.
         let ((q1, q2, mixed), (k2, k1)) = beside(
             || {
+                // The query encoder's forwards in the demo's order (`unmix_c10.py`,
+                // `contrastive_loss` once per direction): x0, mixture, x1, mixture. Its batch
+                // norms' running statistics (read by kNN and linear evaluation) move once per
+                // forward, so the order and the count are part of parity.
                 let q1 = l2_normalize(self.encoder_q.forward(x0.clone()));
-                let q2 = self
-                    .symmetric
-                    .then(|| l2_normalize(self.encoder_q.forward(x1.clone())));
-                // One forward of the mixture; its batch flip is taken on the embeddings.
+                // One forward of the mixture for the loss; its batch flip is taken on the
+                // embeddings.
                 let mixed = mixed.map(|m| {
                     (
                         l2_normalize(self.encoder_q.forward(m.images.clone())),
                         m.lambda,
                     )
                 });
+                let q2 = self
+                    .symmetric
+                    .then(|| l2_normalize(self.encoder_q.forward(x1.clone())));
+                if let (true, Some(m)) = (self.symmetric, mixed_images) {
+                    // The demo's second direction forwards the mixture again. Same weights and
+                    // input, so the same embeddings and gradients as the first: we take the
+                    // loss terms of both directions on one forward, and repeat it only for
+                    // the running statistics' fourth update (output dropped, no backward).
+                    drop(self.encoder_q.forward(m.detach()));
+                }
                 (q1, q2, mixed)
             },
             || {
