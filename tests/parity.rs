@@ -496,6 +496,74 @@ fn run_parity_same_init_starts_the_reference_from_our_weights() {
     }
 }
 
+/// `--reference-float-aug` (the diagnostic of docs/methods.md, "MoCo from the same initial
+/// weights"): the reference is asked for float augmentation, its result is kept apart from the
+/// demo's 8-bit runs, it loads the same record of our weights, and ours' runs are unchanged;
+/// other methods' references have no such option, which is an error naming it.
+#[test]
+fn run_parity_float_aug_keeps_the_diagnostic_runs_apart() {
+    if !python_available() {
+        return;
+    }
+    let args = [
+        "--methods",
+        "moco",
+        "--seeds",
+        "2",
+        "--data",
+        "/d",
+        "--same-init",
+    ];
+    let demo = planned(&args);
+    let float = planned(&[&args[..], &["--reference-float-aug"]].concat());
+    let ours = |text: &str| -> Vec<String> {
+        (text.lines())
+            .filter(|l| !l.contains("moco_demo_train.py"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        ours(&demo),
+        ours(&float),
+        "ours and the records are unchanged"
+    );
+    let references: Vec<&str> = (float.lines())
+        .filter(|l| l.contains("moco_demo_train.py"))
+        .collect();
+    assert_eq!(references.len(), 2, "{float}");
+    for line in references {
+        assert!(line.contains(" --float-aug"), "{line}");
+        let out = line
+            .split(" --out ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        assert!(out.ends_with("_s2_sameinit_floataug.json"), "{out}");
+        assert!(
+            line.contains(&format!(
+                "--init {}",
+                out.replace("_floataug.json", ".init.safetensors")
+            )),
+            "{line}"
+        );
+    }
+    assert!(!demo.contains("--float-aug"), "{demo}");
+    let bad = run_parity(
+        "/bin/unmix",
+        &[
+            "--methods",
+            "moco,simclr",
+            "--reference-float-aug",
+            "--dry-run",
+        ],
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("--reference-float-aug"), "{err}");
+}
+
 /// Writes what a finished 2-epoch run `run` of `side` leaves under `out`, as `run_parity.py`
 /// reads it: ours' `metrics.csv` (kNN at epochs 0 and 2), the reference's result JSON.
 fn write_finished_run(out: &std::path::Path, side: &str, run: &str, init: f64, last: f64) {

@@ -131,17 +131,20 @@ def seeded_loaders(args, train_t):
     return train, memory, test
 
 
-def crop_then_colour(scale):
+def crop_then_colour(scale, float_aug=False):
     """The MoCo demo's and the SwAV CIFAR script's augmentation, in their order:
     RandomResizedCrop(32, scale), flip, ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2,
-    CIFAR normalisation."""
-    return transforms.Compose([
+    CIFAR normalisation. The demo works on 8-bit PIL images (each step rounds to 1/255);
+    `float_aug` runs the same steps on float tensors instead, as ours does (a diagnostic, not
+    the demo)."""
+    steps = [
         transforms.RandomResizedCrop(32, scale=scale),
         transforms.RandomHorizontalFlip(p=0.5),
         transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        transforms.RandomGrayscale(p=0.2),
-        transforms.ToTensor(),
-        transforms.Normalize(MEAN, STD)])
+        transforms.RandomGrayscale(p=0.2)]
+    if float_aug:
+        return transforms.Compose([transforms.ToTensor()] + steps + [transforms.Normalize(MEAN, STD)])
+    return transforms.Compose(steps + [transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
 
 
 def knn_at_random_init(encoder, memory, test):
@@ -187,8 +190,10 @@ def unmix_mixture(x0):
 def main():
     a = argparse.ArgumentParser()
     add_run_args(a)
+    a.add_argument("--float-aug", action="store_true",
+                   help="augment float tensors, not 8-bit PIL images (diagnostic: ours' arithmetic)")
     args = a.parse_args()
-    train, memory, test = seeded_loaders(args, crop_then_colour((0.08, 1.0)))
+    train, memory, test = seeded_loaders(args, crop_then_colour((0.08, 1.0), args.float_aug))
 
     model_cfg = {"backbone": {"layers": [2, 2, 2, 2], "width": args.width, "stem": "cifar", "bn_splits": 8},
                  "head": {"kind": "linear", "out_dim": 128}}

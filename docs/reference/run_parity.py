@@ -24,6 +24,11 @@ and seed (its MoCo queue too): `unmix parity-step` records them, the reference s
 the training alone. Those reference runs are kept apart (`<run>_sameinit`); ours are the same
 runs as without it.
 
+`--reference-float-aug` (MoCo only) runs the reference's augmentation on float tensors instead
+of the demo's 8-bit PIL images, as ours does, with the same random draws; those runs are kept
+apart (`<run>[_sameinit]_floataug`). A diagnostic: it tells the demo's rounding apart from the
+rest of the training.
+
 `--variants plain` (or `unmix`) runs only the methods without (with) Un-Mix; the table leaves
 the other columns empty. `--knn-every N` evaluates kNN every N epochs on both sides (default:
 at random init and after the last epoch only), for the trajectories in each run's log.
@@ -72,6 +77,9 @@ def ours_job(a, method, unmix, seed):
 
 def reference_job(a, method, unmix, seed):
     name = run_name(a, method, unmix, seed) + ("_sameinit" if a.same_init else "")
+    # The record of our initial weights is the same with or without --reference-float-aug.
+    record = os.path.join(a.out, "reference", name + ".init.safetensors")
+    name += "_floataug" if a.reference_float_aug else ""
     result = os.path.join(a.out, "reference", name + ".json")
     cmd = [sys.executable, os.path.join(HERE, SCRIPTS[method])]
     # siamese_demo_train.py runs two methods and takes the method's name first.
@@ -79,11 +87,11 @@ def reference_job(a, method, unmix, seed):
     cmd += (["--unmix"] if unmix else []) + ["--epochs", str(a.epochs), "--width", str(a.width),
                                              "--batch", str(a.batch), "--knn-every",
                                              str(a.knn_every), "--threads", "1", "--out", result]
+    cmd += ["--float-aug"] if a.reference_float_aug else []
     before = []
     if a.same_init:
         # Step 0's record holds the weights `unmix train` starts from at this seed (the same
         # seeded build); the reference loads its `init/` tensors.
-        record = os.path.join(a.out, "reference", name + ".init.safetensors")
         before = [[a.unmix_bin, "parity-step"] + ours_settings(a, method, unmix, seed)
                   + ["--out", record]]
         cmd += ["--init", record]
@@ -198,9 +206,14 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "target", "parity-runs"))
     p.add_argument("--same-init", action="store_true",
                    help="start each reference run from the weights ours starts from")
+    p.add_argument("--reference-float-aug", action="store_true",
+                   help="the reference augments float tensors, as ours does, instead of the "
+                        "demo's 8-bit PIL images (a diagnostic; MoCo only)")
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args()
     a.methods = a.methods.split(",")
+    if a.reference_float_aug and a.methods != ["moco"]:
+        p.error("--reference-float-aug: only the MoCo reference has it; expected --methods moco")
     a.seeds = [int(s) for s in a.seeds.split(",")]
     a.unmix_bin, a.data, a.out = (os.path.abspath(x) for x in (a.unmix_bin, a.data, a.out))
     for m in a.methods:
