@@ -172,7 +172,6 @@ impl Method for Moco {
     ) -> StepOutput<Tensor<2>> {
         let (x0, x1) = (batch.views[0].clone(), batch.views[1].clone());
         let queue = self.queue.value_sync();
-        let mixed_images = mixed.map(|m| m.images.clone());
         // The key encoder's forwards (no gradient, no random draw: the shuffle is a pure
         // function of the step) run on a second thread beside the query's, so that a CPU run
         // keeps both cores busy; the results are the same as one after the other.
@@ -183,6 +182,7 @@ impl Method for Moco {
                 // norms' running statistics (read by kNN and linear evaluation) move once per
                 // forward, so the order and the count are part of parity.
                 let q1 = l2_normalize(self.encoder_q.forward(x0.clone()));
+                let mixed_again = mixed.filter(|_| self.symmetric);
                 // One forward of the mixture for the loss; its batch flip is taken on the
                 // embeddings.
                 let mixed = mixed.map(|m| {
@@ -194,12 +194,12 @@ impl Method for Moco {
                 let q2 = self
                     .symmetric
                     .then(|| l2_normalize(self.encoder_q.forward(x1.clone())));
-                if let (true, Some(m)) = (self.symmetric, mixed_images) {
+                if let Some(m) = mixed_again {
                     // The demo's second direction forwards the mixture again. Same weights and
                     // input, so the same embeddings and gradients as the first: we take the
                     // loss terms of both directions on one forward, and repeat it only for
                     // the running statistics' fourth update (output dropped, no backward).
-                    drop(self.encoder_q.forward(m.detach()));
+                    drop(self.encoder_q.forward(m.images.clone()));
                 }
                 (q1, q2, mixed)
             },
