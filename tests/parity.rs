@@ -496,6 +496,19 @@ fn run_parity_same_init_starts_the_reference_from_our_weights() {
     }
 }
 
+/// `run_parity.py`'s arguments for MoCo at one seed from our weights, on data `/d`.
+fn moco_same_init(seed: &'static str) -> [&'static str; 7] {
+    [
+        "--methods",
+        "moco",
+        "--seeds",
+        seed,
+        "--data",
+        "/d",
+        "--same-init",
+    ]
+}
+
 /// `--reference-float-aug` (the diagnostic of docs/methods.md, "MoCo from the same initial
 /// weights"): the reference is asked for float augmentation, its result is kept apart from the
 /// demo's 8-bit runs, it loads the same record of our weights, and ours' runs are unchanged;
@@ -505,15 +518,7 @@ fn run_parity_float_aug_keeps_the_diagnostic_runs_apart() {
     if !python_available() {
         return;
     }
-    let args = [
-        "--methods",
-        "moco",
-        "--seeds",
-        "2",
-        "--data",
-        "/d",
-        "--same-init",
-    ];
+    let args = moco_same_init("2");
     let demo = planned(&args);
     let float = planned(&[&args[..], &["--reference-float-aug"]].concat());
     let ours = |text: &str| -> Vec<String> {
@@ -562,6 +567,51 @@ fn run_parity_float_aug_keeps_the_diagnostic_runs_apart() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(err.contains("--reference-float-aug"), "{err}");
+}
+
+/// `--ours-pil-u8`: ours augments with the demo's 8-bit arithmetic (`pixel_arithmetic` set on
+/// its command line only, not on the record of its weights), its runs are kept apart from the
+/// float ones, and the reference's runs are unchanged; other methods are an error naming it.
+#[test]
+fn run_parity_ours_pil_u8_keeps_its_runs_apart() {
+    if !python_available() {
+        return;
+    }
+    let args = moco_same_init("1");
+    let float = planned(&args);
+    let bytes = planned(&[&args[..], &["--ours-pil-u8"]].concat());
+    let lines = |text: &str, ours: bool| -> Vec<String> {
+        (text.lines())
+            .filter(|l| l.contains(" train ") == ours)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        lines(&float, false),
+        lines(&bytes, false),
+        "the reference is unchanged"
+    );
+    let trains = lines(&bytes, true);
+    assert_eq!(trains.len(), 2, "{bytes}");
+    for line in &trains {
+        assert!(
+            line.contains(r#"--set data.augmentation.pixel_arithmetic="pil_u8""#),
+            "{line}"
+        );
+        let out = line.split(" --out-dir ").nth(1).unwrap();
+        assert!(
+            out.split(' ').next().unwrap().ends_with("_s1_pilu8"),
+            "{line}"
+        );
+    }
+    assert!(!float.contains("pil_u8"), "{float}");
+    let bad = run_parity(
+        "/bin/unmix",
+        &["--methods", "moco,byol", "--ours-pil-u8", "--dry-run"],
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("--ours-pil-u8"), "{err}");
 }
 
 /// Writes what a finished 2-epoch run `run` of `side` leaves under `out`, as `run_parity.py`

@@ -9,7 +9,8 @@ this.
     python3 run_parity.py --unmix-bin target/debug/unmix [--methods moco,simclr,byol,swav]
         [--seeds 0,1,2] [--epochs 10] [--width 8] [--batch 128] [--jobs 2]
         [--variants plain,unmix] [--knn-every EPOCHS] [--data target/parity-runs/fm-cifar]
-        [--out target/parity-runs] [--same-init] [--dry-run]
+        [--out target/parity-runs] [--same-init] [--reference-float-aug] [--ours-pil-u8]
+        [--dry-run]
 
 The data (if `--data` holds no CIFAR files): the first 5,000 Fashion-MNIST training images of
 `datasets/fashion-mnist` and its 10,000 test images in CIFAR-10's binary layout
@@ -28,6 +29,11 @@ runs as without it.
 of the demo's 8-bit PIL images, as ours does, with the same random draws; those runs are kept
 apart (`<run>[_sameinit]_floataug`). A diagnostic: it tells the demo's rounding apart from the
 rest of the training.
+
+`--ours-pil-u8` (MoCo only) runs ours with the demo's 8-bit augmentation
+(`data.augmentation.pixel_arithmetic = "pil_u8"`: Pillow's bytes after the crop and after each
+colour step, `unmix_data::pil`); those runs are kept apart (`ours/<run>_pilu8`). With it, both
+sides round as the demo does; without it, pair ours with `--reference-float-aug`.
 
 `--variants plain` (or `unmix`) runs only the methods without (with) Un-Mix; the table leaves
 the other columns empty. `--knn-every N` evaluates kNN every N epochs on both sides (default:
@@ -67,10 +73,13 @@ def ours_settings(a, method, unmix, seed):
 
 
 def ours_job(a, method, unmix, seed):
-    out_dir = os.path.join(a.out, "ours", run_name(a, method, unmix, seed))
+    name = run_name(a, method, unmix, seed) + ("_pilu8" if a.ours_pil_u8 else "")
+    out_dir = os.path.join(a.out, "ours", name)
     cmd = [a.unmix_bin, "train"] + ours_settings(a, method, unmix, seed)
+    if a.ours_pil_u8:
+        cmd += ["--set", 'data.augmentation.pixel_arithmetic="pil_u8"']
     cmd += ["--out-dir", out_dir, "--overwrite"]
-    return {"side": "ours", "name": run_name(a, method, unmix, seed), "method": method,
+    return {"side": "ours", "name": name, "method": method,
             "unmix": unmix, "seed": seed, "before": [], "cmd": cmd,
             "env": {"RAYON_NUM_THREADS": "1"}, "result": out_dir, "cwd": ROOT}
 
@@ -209,11 +218,16 @@ def main():
     p.add_argument("--reference-float-aug", action="store_true",
                    help="the reference augments float tensors, as ours does, instead of the "
                         "demo's 8-bit PIL images (a diagnostic; MoCo only)")
+    p.add_argument("--ours-pil-u8", action="store_true",
+                   help="ours augments as the demo's 8-bit PIL images (pixel_arithmetic "
+                        "pil_u8; MoCo only)")
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args()
     a.methods = a.methods.split(",")
     if a.reference_float_aug and a.methods != ["moco"]:
         p.error("--reference-float-aug: only the MoCo reference has it; expected --methods moco")
+    if a.ours_pil_u8 and a.methods != ["moco"]:
+        p.error("--ours-pil-u8: measured for MoCo only; expected --methods moco")
     a.seeds = [int(s) for s in a.seeds.split(",")]
     a.unmix_bin, a.data, a.out = (os.path.abspath(x) for x in (a.unmix_bin, a.data, a.out))
     for m in a.methods:

@@ -5,6 +5,11 @@
 //! Images are `f32` channel-major RGB in `[0, 1]` until normalisation. Resizing is bilinear with
 //! half-pixel centres (torchvision's tensor path without antialiasing), written here rather than
 //! taken from the `image` crate because crops are resampled straight into the batch buffer.
+//!
+//! `pixel_arithmetic = "pil_u8"` runs the same draws through [`crate::pil`] instead: the papers'
+//! code augments 8-bit PIL images, and Pillow rounds after the crop and after every colour step
+//! (its hue step through 8-bit HSV). Those bytes are reproduced exactly; the views differ from
+//! the `f32` ones by about one level in 255 on average.
 
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -12,9 +17,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::color_space::ColorSpace;
 use crate::error::DataError;
+use crate::pil;
 
 /// Separable Gaussian blur with standard deviation `sigma` pixels, kernel radius `⌈3σ⌉`,
-/// edges extended (as PIL's `GaussianBlur`, which MoCo v2 and SimCLR use).
+/// edges extended. PIL's `GaussianBlur`, which MoCo v2 and SimCLR use, approximates the same
+/// Gaussian with three box blurs per axis; `pixel_arithmetic = "pil_u8"` reproduces that one
+/// ([`crate::pil::gaussian_blur`]).
 pub fn gaussian_blur(img: &mut Rgb, sigma: f32) {
     let radius = (3.0 * sigma).ceil().max(1.0) as isize;
     let kernel: Vec<f32> = (-radius..=radius)
@@ -91,6 +99,10 @@ pub struct AugmentationConfig {
     /// The colour space the view is written in, converted after the augmentations and before
     /// `mean` / `std` (CMC's `Lab` or `YCbCr` views; `rgb` for every other method).
     pub color_space: ColorSpace,
+    /// How pixels are computed: `float` (`f32` throughout, torchvision's tensor path) or
+    /// `pil_u8` (the reference code's 8-bit PIL images, rounded as Pillow rounds after the
+    /// crop and after every colour step; [`crate::pil`]). The random draws are the same.
+    pub pixel_arithmetic: PixelArithmetic,
     /// Per-channel mean subtracted after the augmentations (in `color_space`'s units).
     pub mean: [f32; 3],
     /// Per-channel standard deviation divided by.
@@ -106,6 +118,19 @@ pub enum ColorOrder {
     JitterFirst,
     /// Random grayscale, then colour jitter.
     GrayscaleFirst,
+}
+
+/// How a recipe computes its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PixelArithmetic {
+    /// `f32` from the source bytes to the normalised output (torchvision's tensor path).
+    #[default]
+    Float,
+    /// `u8` images as the papers' code has them (`PIL.Image` through torchvision's
+    /// transforms), byte for byte as Pillow computes them, converted to `f32` before
+    /// normalisation (`ToTensor`).
+    PilU8,
 }
 
 impl Default for AugmentationConfig {
@@ -124,6 +149,7 @@ impl Default for AugmentationConfig {
             blur_sigma: [0.1, 2.0],
             solarize_prob: 0.0,
             color_space: ColorSpace::Rgb,
+            pixel_arithmetic: PixelArithmetic::Float,
             mean: [0.4914, 0.4822, 0.4465],
             std: [0.2023, 0.1994, 0.2010],
         }
@@ -371,6 +397,12 @@ fn hsv_to_rgb(h: f32, s: f32, v: f32) -> (f32, f32, f32) {
     let sector = (h6.floor() as i32).rem_euclid(6);
     let f = h6 - h6.floor();
     let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
+    hsv_sector(sector, v, p, q, t)
+}
+
+/// The RGB of HSV's sixth `sector` of the hue circle from its four levels (`colorsys`'s table,
+/// which Pillow's `hsv2rgb` follows too).
+pub(crate) fn hsv_sector<T>(sector: i32, v: T, p: T, q: T, t: T) -> (T, T, T) {
     match sector {
         0 => (v, t, p),
         1 => (q, v, p),
@@ -384,16 +416,103 @@ fn hsv_to_rgb(h: f32, s: f32, v: f32) -> (f32, f32, f32) {
 /// Replaces every channel with the luma.
 pub fn to_grayscale(img: &mut Rgb) {
     let luma = img.luma();
-    let p = luma.len();
-    for c in 0..3 {
-        img.data[c * p..(c + 1) * p].copy_from_slice(&luma);
-    }
+    fill_channels(&mut img.data, &luma);
 }
 
 /// Mirrors the columns.
 pub fn hflip(img: &mut Rgb) {
-    let w = img.width;
-    img.data.chunks_exact_mut(w).for_each(|row| row.reverse());
+    mirror_rows(&mut img.data, img.width);
+}
+
+/// Writes `plane` into each of the three channel planes of `data` (any pixel type).
+pub(crate) fn fill_channels<T: Copy>(data: &mut [T], plane: &[T]) {
+    data.chunks_exact_mut(plane.len())
+        .for_each(|c| c.copy_from_slice(plane));
+}
+
+/// Reverses every row of `width` values (any pixel type).
+pub(crate) fn mirror_rows<T>(data: &mut [T], width: usize) {
+    data.chunks_exact_mut(width).for_each(|row| row.reverse());
+}
+
+/// The steps of a recipe on one pixel type: `f32` ([`Rgb`]) or Pillow's bytes ([`pil::Rgb8`]).
+trait Pixels: Sized {
+    fn size(&self) -> (usize, usize);
+    fn resized_crop(&self, top: usize, left: usize, h: usize, w: usize, size: usize) -> Self;
+    fn hflip(&mut self);
+    fn brightness(&mut self, factor: f32);
+    fn contrast(&mut self, factor: f32);
+    fn saturation(&mut self, factor: f32);
+    fn hue(&mut self, shift: f32);
+    fn grayscale(&mut self);
+    fn blur(&mut self, sigma: f32);
+    fn solarize(&mut self);
+}
+
+impl Pixels for Rgb {
+    fn size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+    fn resized_crop(&self, top: usize, left: usize, h: usize, w: usize, size: usize) -> Self {
+        resized_crop(self, top, left, h, w, size)
+    }
+    fn hflip(&mut self) {
+        hflip(self)
+    }
+    fn brightness(&mut self, factor: f32) {
+        adjust_brightness(self, factor)
+    }
+    fn contrast(&mut self, factor: f32) {
+        adjust_contrast(self, factor)
+    }
+    fn saturation(&mut self, factor: f32) {
+        adjust_saturation(self, factor)
+    }
+    fn hue(&mut self, shift: f32) {
+        adjust_hue(self, shift)
+    }
+    fn grayscale(&mut self) {
+        to_grayscale(self)
+    }
+    fn blur(&mut self, sigma: f32) {
+        gaussian_blur(self, sigma)
+    }
+    fn solarize(&mut self) {
+        solarize(self)
+    }
+}
+
+impl Pixels for pil::Rgb8 {
+    fn size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+    fn resized_crop(&self, top: usize, left: usize, h: usize, w: usize, size: usize) -> Self {
+        pil::resized_crop(self, top, left, h, w, size)
+    }
+    fn hflip(&mut self) {
+        pil::hflip(self)
+    }
+    fn brightness(&mut self, factor: f32) {
+        pil::adjust_brightness(self, factor)
+    }
+    fn contrast(&mut self, factor: f32) {
+        pil::adjust_contrast(self, factor)
+    }
+    fn saturation(&mut self, factor: f32) {
+        pil::adjust_saturation(self, factor)
+    }
+    fn hue(&mut self, shift: f32) {
+        pil::adjust_hue(self, shift)
+    }
+    fn grayscale(&mut self) {
+        pil::to_grayscale(self)
+    }
+    fn blur(&mut self, sigma: f32) {
+        pil::gaussian_blur(self, sigma)
+    }
+    fn solarize(&mut self) {
+        pil::solarize(self)
+    }
 }
 
 /// An augmentation pipeline built from an [`AugmentationConfig`].
@@ -445,12 +564,27 @@ impl ViewTransform {
 
     /// One random view of `img`, normalised, written into `out` (`3·size²` values).
     pub fn augment<R: Rng + ?Sized>(&self, img: &Rgb, rng: &mut R, out: &mut [f32]) {
+        match self.config.pixel_arithmetic {
+            PixelArithmetic::Float => {
+                let view = self.augment_as(img, rng);
+                self.normalize(&view, out);
+            }
+            PixelArithmetic::PilU8 => {
+                let view = self.augment_as(&pil::Rgb8::from_rgb(img), rng);
+                self.normalize(&view.to_rgb(), out);
+            }
+        }
+    }
+
+    /// The recipe's draws and steps on either pixel type: both arithmetics draw the same
+    /// numbers in the same order.
+    fn augment_as<P: Pixels, R: Rng + ?Sized>(&self, img: &P, rng: &mut R) -> P {
         let c = &self.config;
-        let (top, left, h, w) =
-            random_crop_box(img.height, img.width, c.crop_scale, c.crop_ratio, rng);
-        let mut view = resized_crop(img, top, left, h, w, c.crop_size);
+        let (height, width) = img.size();
+        let (top, left, h, w) = random_crop_box(height, width, c.crop_scale, c.crop_ratio, rng);
+        let mut view = img.resized_crop(top, left, h, w, c.crop_size);
         if rng.random::<f64>() < c.hflip_prob {
-            hflip(&mut view);
+            view.hflip();
         }
         // Flipping commutes with the colour steps (they act per pixel or on image-wide means),
         // so only the order of those two matters (MoCo v1 flips last).
@@ -460,12 +594,12 @@ impl ViewTransform {
                     self.color_jitter(&mut view, rng);
                 }
                 if rng.random::<f64>() < c.grayscale_prob {
-                    to_grayscale(&mut view);
+                    view.grayscale();
                 }
             }
             ColorOrder::GrayscaleFirst => {
                 if rng.random::<f64>() < c.grayscale_prob {
-                    to_grayscale(&mut view);
+                    view.grayscale();
                 }
                 if rng.random::<f64>() < c.jitter_prob {
                     self.color_jitter(&mut view, rng);
@@ -475,12 +609,12 @@ impl ViewTransform {
         // Drawn only when enabled, so recipes without blur or solarisation keep their streams.
         if c.blur_prob > 0.0 && rng.random::<f64>() < c.blur_prob {
             let sigma = rng.random_range(c.blur_sigma[0]..=c.blur_sigma[1]);
-            gaussian_blur(&mut view, sigma as f32);
+            view.blur(sigma as f32);
         }
         if c.solarize_prob > 0.0 && rng.random::<f64>() < c.solarize_prob {
-            solarize(&mut view);
+            view.solarize();
         }
-        self.normalize(&view, out);
+        view
     }
 
     /// The evaluation view: resized to the crop size when needed, normalised.
@@ -488,13 +622,22 @@ impl ViewTransform {
         let size = self.config.crop_size;
         if img.height == size && img.width == size {
             self.normalize(img, out);
-        } else {
-            self.normalize(&resized_crop(img, 0, 0, img.height, img.width, size), out);
+            return;
+        }
+        match self.config.pixel_arithmetic {
+            PixelArithmetic::Float => {
+                self.normalize(&resized_crop(img, 0, 0, img.height, img.width, size), out)
+            }
+            PixelArithmetic::PilU8 => {
+                let resized =
+                    pil::resized_crop(&pil::Rgb8::from_rgb(img), 0, 0, img.height, img.width, size);
+                self.normalize(&resized.to_rgb(), out);
+            }
         }
     }
 
     /// `ColorJitter`: factors drawn first, then the four adjustments in a random order.
-    fn color_jitter<R: Rng + ?Sized>(&self, img: &mut Rgb, rng: &mut R) {
+    fn color_jitter<P: Pixels, R: Rng + ?Sized>(&self, img: &mut P, rng: &mut R) {
         let [b, c, s, h] = self.config.jitter;
         let mut order = [0usize, 1, 2, 3];
         order.shuffle(rng);
@@ -515,10 +658,10 @@ impl ViewTransform {
         };
         for op in order {
             match op {
-                0 if b > 0.0 => adjust_brightness(img, fb),
-                1 if c > 0.0 => adjust_contrast(img, fc),
-                2 if s > 0.0 => adjust_saturation(img, fs),
-                3 if h > 0.0 => adjust_hue(img, fh),
+                0 if b > 0.0 => img.brightness(fb),
+                1 if c > 0.0 => img.contrast(fc),
+                2 if s > 0.0 => img.saturation(fs),
+                3 if h > 0.0 => img.hue(fh),
                 _ => {}
             }
         }
@@ -530,7 +673,8 @@ impl ViewTransform {
         let img = match self.config.color_space {
             ColorSpace::Rgb => img,
             // CMC converts the cropped, flipped image (`RGB2Lab` / `RGB2YCbCr`), then
-            // normalises. It converts the crop's uint8 pixels; ours are not rounded first.
+            // normalises. It converts the crop's uint8 pixels; ours are rounded first only with
+            // `pixel_arithmetic = "pil_u8"`.
             space => {
                 let mut c = img.clone();
                 space.convert_planar(&mut c.data, p);
@@ -787,6 +931,98 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "AugmentationConfig.grayscale_prob = 2: expected a probability in [0, 1]"
+        );
+    }
+
+    fn colourful(h: usize, w: usize) -> Rgb {
+        // Bytes that cover every hue and level: a fixed pseudo-random sequence.
+        let bytes: Vec<u8> = (0..3 * h * w)
+            .map(|i| ((i * 7919 + 13) % 251) as u8)
+            .collect();
+        Rgb::from_u8(&bytes, 3, h, w)
+    }
+
+    /// `pil_u8` draws what `float` draws and applies Pillow's steps in the same order: replaying
+    /// the draws by hand through `crate::pil` gives the same view, every value a byte / 255.
+    #[test]
+    fn pil_u8_views_replay_the_float_recipes_draws_through_pillows_steps() {
+        let config = AugmentationConfig {
+            hflip_prob: 1.0,
+            jitter_prob: 1.0,
+            grayscale_prob: 0.0,
+            pixel_arithmetic: PixelArithmetic::PilU8,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            ..AugmentationConfig::default()
+        };
+        let t = ViewTransform::new(config.clone()).unwrap();
+        let src = colourful(32, 32);
+        for seed in 0..20 {
+            let mut out = vec![0.0; t.output_len()];
+            t.augment(&src, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (top, left, h, w) =
+                random_crop_box(32, 32, config.crop_scale, config.crop_ratio, &mut rng);
+            let mut view = pil::resized_crop(&pil::Rgb8::from_rgb(&src), top, left, h, w, 32);
+            assert!(rng.random::<f64>() < 1.0);
+            pil::hflip(&mut view);
+            assert!(rng.random::<f64>() < 1.0);
+            let mut order = [0usize, 1, 2, 3];
+            order.shuffle(&mut rng);
+            let fb = rng.random_range(0.6..=1.4) as f32;
+            let fc = rng.random_range(0.6..=1.4) as f32;
+            let fs = rng.random_range(0.6..=1.4) as f32;
+            let fh = rng.random_range(-0.1..=0.1) as f32;
+            for op in order {
+                match op {
+                    0 => pil::adjust_brightness(&mut view, fb),
+                    1 => pil::adjust_contrast(&mut view, fc),
+                    2 => pil::adjust_saturation(&mut view, fs),
+                    _ => pil::adjust_hue(&mut view, fh),
+                }
+            }
+            assert_eq!(out, view.to_rgb().data, "seed {seed}");
+            assert!(
+                out.iter()
+                    .all(|v| (v * 255.0 - (v * 255.0).round()).abs() < 1e-3)
+            );
+        }
+    }
+
+    /// Over the default recipe the two arithmetics differ by Pillow's roundings only: a mean
+    /// absolute difference of about a byte, and the same views otherwise.
+    #[test]
+    fn pil_u8_and_float_views_differ_by_roundings() {
+        let config = AugmentationConfig {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+            ..AugmentationConfig::default()
+        };
+        let float = ViewTransform::new(config.clone()).unwrap();
+        let bytes = ViewTransform::new(AugmentationConfig {
+            pixel_arithmetic: PixelArithmetic::PilU8,
+            ..config
+        })
+        .unwrap();
+        let src = colourful(32, 32);
+        let (mut total, mut n) = (0.0f64, 0usize);
+        for seed in 0..50 {
+            let mut a = vec![0.0; float.output_len()];
+            let mut b = vec![0.0; float.output_len()];
+            float.augment(&src, &mut ChaCha8Rng::seed_from_u64(seed), &mut a);
+            bytes.augment(&src, &mut ChaCha8Rng::seed_from_u64(seed), &mut b);
+            total += a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs() as f64)
+                .sum::<f64>();
+            n += a.len();
+        }
+        let mean = total / n as f64 * 255.0;
+        assert!(
+            (0.5..2.0).contains(&mean),
+            "mean |float − pil_u8| = {mean} / 255"
         );
     }
 

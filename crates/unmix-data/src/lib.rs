@@ -8,7 +8,9 @@
 //! - [`fashion_mnist`]: the Fashion-MNIST subset embedded in the repository, checked against
 //!   its SHA-256 sums.
 //! - [`augment`]: torchvision-semantics augmentations and the MoCo CIFAR recipe
-//!   ([`AugmentationConfig`]); [`color_space`]: CMC's Lab and YCbCr views.
+//!   ([`AugmentationConfig`]); [`pil`]: the same steps byte for byte as Pillow computes them
+//!   on the references' 8-bit images (`pixel_arithmetic = "pil_u8"`); [`color_space`]: CMC's
+//!   Lab and YCbCr views.
 //! - [`loader`]: [`MultiViewLoader`] turns an image set into batches of `V` augmented views on
 //!   worker threads; every random choice is a function of `(seed, epoch, sample)`, so a run is
 //!   reproducible whatever the thread timing.
@@ -23,8 +25,9 @@ pub mod fashion_mnist;
 pub mod idx;
 mod image_set;
 pub mod loader;
+pub mod pil;
 
-pub use augment::{AugmentationConfig, ColorOrder, ViewTransform};
+pub use augment::{AugmentationConfig, ColorOrder, PixelArithmetic, ViewTransform};
 pub use color_space::ColorSpace;
 pub use dataset::{Cifar100Labels, DataConfig, DatasetKind};
 pub use error::DataError;
