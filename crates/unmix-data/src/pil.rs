@@ -126,9 +126,9 @@ fn clip8(acc: i32) -> u8 {
 
 /// Resamples a `[rows, cols_in]` plane along its rows to `cols_out` columns with `coeffs`
 /// (one Pillow horizontal pass).
-fn resample_rows(src: &[u8], rows: usize, cols_in: usize, coeffs: &[(usize, Vec<i32>)]) -> Vec<u8> {
+fn resample_rows(src: &[u8], cols_in: usize, coeffs: &[(usize, Vec<i32>)]) -> Vec<u8> {
     let cols_out = coeffs.len();
-    let mut out = vec![0u8; rows * cols_out];
+    let mut out = vec![0u8; src.len() / cols_in * cols_out];
     for (line, out_line) in src
         .chunks_exact(cols_in)
         .zip(out.chunks_exact_mut(cols_out))
@@ -193,7 +193,7 @@ pub fn resized_crop(img: &Rgb8, top: usize, left: usize, h: usize, w: usize, siz
             .collect();
         if horizontal_first {
             if let Some(k) = &across {
-                crop = resample_rows(&crop, h, w, k);
+                crop = resample_rows(&crop, w, k);
             }
             if let Some(k) = &down {
                 crop = resample_columns(&crop, size, k);
@@ -203,7 +203,7 @@ pub fn resized_crop(img: &Rgb8, top: usize, left: usize, h: usize, w: usize, siz
                 crop = resample_columns(&crop, w, k);
             }
             if let Some(k) = &across {
-                crop = resample_rows(&crop, size, w, k);
+                crop = resample_rows(&crop, w, k);
             }
         }
         data.extend(crop);
@@ -401,8 +401,7 @@ pub fn gaussian_blur(img: &mut Rgb8, sigma: f32) {
     for plane in img.data.chunks_exact_mut(h * w) {
         for _ in 0..3 {
             for row in plane.chunks_exact_mut(w) {
-                line[..w].copy_from_slice(row);
-                box_blur_line(&line[..w], &mut out[..w], radius);
+                box_blur_line(row, &mut out[..w], radius);
                 row.copy_from_slice(&out[..w]);
             }
         }
