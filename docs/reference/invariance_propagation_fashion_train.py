@@ -9,6 +9,11 @@ To tell "the method does not learn at this scale" from "ours has a bug" (docs/me
 
     python3 docs/reference/invariance_propagation_fashion_train.py [CONFIG] [SEED] [--set key=value ...]
 
+A `data.path` holding CIFAR-10 binary files (`data_batch_1..5.bin`, `test_batch.bin`, as
+`fashion_to_cifar.py` writes them) is read in that layout instead, every image of it (the CIFAR
+configs, e.g. `configs/cifar10/invariance_propagation.toml --set data.path=...`).
+`STOP_AFTER=E` stops after epoch E of the schedule (the first epochs of a long cosine).
+
 `--set` takes the dotted keys of the config (`method.n_background=512`, `optim.lr=0.01`,
 `optim.epochs=8`). `INIT=torchvision` initialises convolutions as ours does; by default every
 layer keeps PyTorch's default initialisation, as the reference's `ResNet18_cifar`.
@@ -58,6 +63,11 @@ def idx(path):
     return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
 
 
+def cifar_records(paths):
+    b = np.concatenate([np.fromfile(p, np.uint8).reshape(-1, 3073) for p in paths])
+    return torch.tensor(b[:, 1:].reshape(-1, 3, 32, 32)), torch.tensor(b[:, 0]).long()
+
+
 def first_per_class(x, y, n):
     keep, count = [], [0] * 10
     for i, label in enumerate(y):
@@ -78,12 +88,16 @@ def main():
     np.random.seed(seed)
     data, aug_cfg, optim = cfg["data"], cfg["data"]["augmentation"], cfg["optim"]
     d = os.path.join(ROOT, data["path"])
-    xtr, ytr = first_per_class(idx(f"{d}/train-images-idx3-ubyte.gz"), idx(f"{d}/train-labels-idx1-ubyte.gz"),
-                               data["train_per_class"])
-    xte, yte = first_per_class(idx(f"{d}/t10k-images-idx3-ubyte.gz"), idx(f"{d}/t10k-labels-idx1-ubyte.gz"),
-                               data["test_per_class"])
-    xtr = xtr.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()  # grey on three channels, uint8
-    xte = xte.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+    if os.path.exists(f"{d}/data_batch_1.bin"):
+        xtr, ytr = cifar_records([f"{d}/data_batch_{i}.bin" for i in range(1, 6)])
+        xte, yte = cifar_records([f"{d}/test_batch.bin"])
+    else:
+        xtr, ytr = first_per_class(idx(f"{d}/train-images-idx3-ubyte.gz"),
+                                   idx(f"{d}/train-labels-idx1-ubyte.gz"), data["train_per_class"])
+        xte, yte = first_per_class(idx(f"{d}/t10k-images-idx3-ubyte.gz"),
+                                   idx(f"{d}/t10k-labels-idx1-ubyte.gz"), data["test_per_class"])
+        xtr = xtr.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()  # grey on three channels, uint8
+        xte = xte.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
     mean, std = aug_cfg["mean"], aug_cfg["std"]
     normalize = v2.Normalize(mean, std)
     train_tf = v2.Compose([
@@ -107,6 +121,7 @@ def main():
     opt = torch.optim.SGD(net.encoder.parameters(), lr=optim["lr"], momentum=0.9,
                           weight_decay=optim.get("weight_decay", 5e-4))
     epochs, bs = optim["epochs"], optim["batch_size"]
+    stop_after = int(os.environ.get("STOP_AFTER", epochs))
     first = optim.get("schedule", {}).get("first_epoch", 0)
     eval_cfg = cfg.get("eval", {})
     k, sigma = eval_cfg.get("knn_k", 200), eval_cfg.get("knn_t", 0.07)
@@ -129,7 +144,7 @@ def main():
 
     print(f"random init: kNN (encoder features) {knn(encoded_train()):.2f}", flush=True)
     t0 = time.time()
-    for epoch in range(epochs):
+    for epoch in range(min(epochs, stop_after)):
         lr = optim["lr"] * 0.5 * (1 + math.cos(math.pi * (epoch + first) / epochs))
         for g in opt.param_groups:
             g["lr"] = lr
