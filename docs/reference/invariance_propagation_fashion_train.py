@@ -33,6 +33,7 @@ from torchvision.transforms import v2
 sys.path.insert(0, os.path.dirname(__file__))
 from common import init_torchvision  # noqa: E402
 from invariance_propagation_pytorch import InvariancePropagation, l2_normalize  # noqa: E402
+from moco_demo_train import read_cifar10  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "../..")
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
@@ -63,11 +64,6 @@ def idx(path):
     return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
 
 
-def cifar_records(paths):
-    b = np.concatenate([np.fromfile(p, np.uint8).reshape(-1, 3073) for p in paths])
-    return torch.tensor(b[:, 1:].reshape(-1, 3, 32, 32)), torch.tensor(b[:, 0]).long()
-
-
 def first_per_class(x, y, n):
     keep, count = [], [0] * 10
     for i, label in enumerate(y):
@@ -89,8 +85,10 @@ def main():
     data, aug_cfg, optim = cfg["data"], cfg["data"]["augmentation"], cfg["optim"]
     d = os.path.join(ROOT, data["path"])
     if os.path.exists(f"{d}/data_batch_1.bin"):
-        xtr, ytr = cifar_records([f"{d}/data_batch_{i}.bin" for i in range(1, 6)])
-        xte, yte = cifar_records([f"{d}/test_batch.bin"])
+        # read_cifar10 gives HWC arrays; the transforms below take CHW uint8 tensors.
+        chw = lambda x, y: (torch.from_numpy(x.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y))
+        xtr, ytr = chw(*read_cifar10([f"{d}/data_batch_{i}.bin" for i in range(1, 6)]))
+        xte, yte = chw(*read_cifar10([f"{d}/test_batch.bin"]))
     else:
         xtr, ytr = first_per_class(idx(f"{d}/train-images-idx3-ubyte.gz"),
                                    idx(f"{d}/train-labels-idx1-ubyte.gz"), data["train_per_class"])
