@@ -307,8 +307,11 @@ fn swav_unmix_loss_goes_down() {
 
 // Invariance Propagation collapses at this scale, ours and our PyTorch reference of its code alike
 // (docs/methods.md, "Invariance Propagation at CPU scale": its instance loss reaches ln 1,024 and
-// kNN falls from 56 to 32). The tests ask for what its configs are for, a kNN gain at their full
-// length, and stay ignored until a CPU-sized setting that learns is found.
+// kNN falls from 56 to 32). On the whole embedded set with CIFAR's share of the bank as
+// background (800 of 10,000) both sides pass random init, but only after about 2,800 steps (40
+// epochs, 45 minutes here: +2.15 on the projection, +3.25 on the backbone), far over CI's
+// budget. The tests ask for what the configs are for, a kNN gain at their full length, and stay
+// ignored until a CPU-sized setting that learns is found.
 #[test]
 #[ignore = "Invariance Propagation collapses at CPU scale, as the reference does (docs/methods.md)"]
 fn invariance_propagation_learns() {

@@ -341,8 +341,15 @@ def invariance_propagation(record, meta, cfg, report):
     record, x, idx, mixed, lam, lr, opt = one_view_setup(ref, record, meta, cfg)
     bank, neigh = record["init/bank.memory"], record["init/graph.table"].long()
 
-    # Step 0 is the reference's first epoch, `i_epoch` 1.
-    loss, terms, neigh_after, f = ref(x, idx, bank, neigh, 1, mixed, lam)
+    # The reference counts epochs from 1 (`i_epoch`); the record's `epoch` from 0 (step 0 of a
+    # record taken after `--warm-epochs N` is in epoch N).
+    i_epoch = int(meta.get("epoch", "0")) + 1
+    if i_epoch > 1:
+        # After warm epochs the step must walk a filled graph, or it tests step 0 again.
+        filled = int((neigh[idx].abs().sum(dim=1) > 0).sum())
+        report.note("graph rows of the batch filled before the step", f"{filled} of {len(idx)}",
+                    ok=filled == len(idx))
+    loss, terms, neigh_after, f = ref(x, idx, bank, neigh, i_epoch, mixed, lam)
     opt.zero_grad()
     loss.backward()
     report.check("loss", torch.tensor(float(meta["loss"])), loss.detach(), LOSS_RTOL)
@@ -550,10 +557,15 @@ def main():
         report = explain_by_relu_ties(kind, record, meta, cfg, report)
     if not report.ok() and not DOUBLE:
         report = float64_arbiter(kind, record, meta, cfg, report)
-    init_statistics(record, cfg, report)
+    # A record taken after warm epochs (`unmix parity-step --warm-epochs`) starts from trained
+    # weights, which no longer follow the initial distribution.
+    epoch = int(meta.get("epoch", "0"))
+    if epoch == 0:
+        init_statistics(record, cfg, report)
+    where = "step 0" if epoch == 0 else f"the first step of epoch {epoch + 1}"
     unmix = cfg.get("unmix", {}).get("enabled", False)
     title = (f"{kind}{' + Un-Mix (' + meta['mix_kind'] + ', λ ' + format(float(meta['lambda']), '.4f') + ')' if unmix else ''}"
-             f", step 0: {args[0]}")
+             f", {where}: {args[0]}")
     report.print(title)
     if "--markdown" in args:
         import contextlib

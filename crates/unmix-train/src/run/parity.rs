@@ -16,8 +16,8 @@
 //! | `grad/<path>` | the gradient of every trained parameter |
 //! | `after/<path>` | every parameter and running state after the step |
 //!
-//! Metadata: the resolved config (`config`, TOML), `lr`, `tau`, `lambda`, `mix_kind`, `loss`
-//! and each named loss term (`term/<name>`).
+//! Metadata: the resolved config (`config`, TOML), `lr`, `tau`, `lambda`, `mix_kind`, `loss`,
+//! each named loss term (`term/<name>`) and the step's `epoch` (0-based; `--warm-epochs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,7 +34,9 @@ use crate::method::{Method, StepContext, param_ids};
 use crate::methods::MethodTask;
 use crate::optim::build_optimizer;
 use crate::optim::schedule::learning_rate;
-use crate::run::{first_batch, loader_and_unmix, train_step};
+use crate::run::{first_batch, host_mixture, loader_and_unmix, train_step};
+use unmix_data::MultiViewLoader;
+use unmix_ops::UnMix;
 
 /// What [`record_step`] measured, besides the file.
 #[derive(Debug, Clone)]
@@ -46,7 +48,16 @@ pub struct StepRecord {
 }
 
 /// Runs step 0 of `config` on its own device and writes the record to `out`.
-pub fn record_step(config: &TrainConfig, out: &Path) -> Result<StepRecord, TrainError> {
+///
+/// With `warm_epochs` > 0 the run first trains that many epochs as the loop does, then records
+/// the first step of the next epoch from the weights and state they left (for the memory-bank
+/// methods: a written bank and a filled neighbour graph), with a fresh optimiser, since the
+/// reference replays one step from the recorded weights.
+pub fn record_step(
+    config: &TrainConfig,
+    out: &Path,
+    warm_epochs: usize,
+) -> Result<StepRecord, TrainError> {
     config.validate()?;
     let device = parse_device(&config.run.device)?.autodiff();
     device.seed(config.run.seed);
@@ -56,11 +67,18 @@ pub fn record_step(config: &TrainConfig, out: &Path) -> Result<StepRecord, Train
         train_set: ImageSet,
         device: &'a Device,
         out: &'a Path,
+        warm_epochs: usize,
     }
     impl MethodTask for Record<'_> {
         type Output = StepRecord;
         fn run<M: Method>(self, model: M) -> Result<StepRecord, TrainError> {
-            record_method(model, self.config, self.train_set, self.device, self.out)
+            record_method(
+                model,
+                self.config,
+                self.train_set,
+                self.device,
+                (self.out, self.warm_epochs),
+            )
         }
     }
     config.method.build(
@@ -72,6 +90,7 @@ pub fn record_step(config: &TrainConfig, out: &Path) -> Result<StepRecord, Train
             train_set,
             device: &device,
             out,
+            warm_epochs,
         },
     )
 }
@@ -81,23 +100,38 @@ fn record_method<M: Method>(
     config: &TrainConfig,
     train_set: ImageSet,
     device: &Device,
-    out: &Path,
+    (out, warm_epochs): (&Path, usize),
 ) -> Result<StepRecord, TrainError> {
     let seed = config.run.seed;
     let train_images = train_set.len();
     let (loader, unmix) = loader_and_unmix(&model, config, train_set)?;
-    // The loop's own first batch, mixture and schedule values.
-    let (batch, mixed) = first_batch(&loader, &unmix, config, device)?;
     let per_epoch = loader.batches_per_epoch();
+    let model = warm_up(model, config, (&loader, &unmix), warm_epochs, device);
+    // The loop's own batch, mixture and schedule values at the recorded step.
+    let step = (warm_epochs * per_epoch) as u64;
+    let (batch, mixed) = if warm_epochs == 0 {
+        first_batch(&loader, &unmix, config, device)?
+    } else {
+        let host = loader.epoch(warm_epochs as u64, 0).next().ok_or_else(|| {
+            TrainError::value(
+                "optim.batch_size",
+                config.optim.batch_size,
+                "expected at most as many samples as the training set holds",
+            )
+        })?;
+        let mixed = host_mixture(&unmix, &host, step).map(|m| m.to_device(device));
+        (host.to_device(device), mixed)
+    };
+    let total_steps = (config.optim.epochs * per_epoch).max(1) as f64;
     let ctx = StepContext {
-        step: 0,
-        epoch: 0,
+        step,
+        epoch: warm_epochs,
         steps_per_epoch: per_epoch,
-        progress: 0.0,
+        progress: step as f64 / total_steps,
         seed,
     };
-    let lr = learning_rate(&config.optim, 0, per_epoch);
-    let tau = model.momentum().map(|s| s.at(0.0));
+    let lr = learning_rate(&config.optim, step, per_epoch);
+    let tau = model.momentum().map(|s| s.at(ctx.progress));
 
     let mut tensors: Vec<(String, NamedTensor)> = Vec::new();
     let mut push = |prefix: &str, list: Vec<NamedTensor>| {
@@ -176,6 +210,7 @@ fn record_method<M: Method>(
         ("lr".into(), lr.to_string()),
         ("tau".into(), tau.map_or("none".into(), |t| t.to_string())),
         ("loss".into(), loss.to_string()),
+        ("epoch".into(), warm_epochs.to_string()),
     ]);
     if let Some(m) = &mixed {
         meta.insert("lambda".into(), m.lambda.to_string());
@@ -192,6 +227,41 @@ fn record_method<M: Method>(
         loss,
         tensors: tensors.len(),
     })
+}
+
+/// Trains `epochs` epochs of `config` as the loop does (its batches, mixtures, schedules and
+/// momentum), for a record taken after them.
+fn warm_up<M: Method>(
+    mut model: M,
+    config: &TrainConfig,
+    (loader, unmix): (&MultiViewLoader, &UnMix),
+    epochs: usize,
+    device: &Device,
+) -> M {
+    let per_epoch = loader.batches_per_epoch();
+    let total_steps = (config.optim.epochs * per_epoch).max(1) as f64;
+    let mut optim = build_optimizer(&config.optim);
+    let all_params = param_ids(&model);
+    let mut step = 0u64;
+    for epoch in 0..epochs {
+        for host in loader.epoch(epoch as u64, 0) {
+            let mixed = host_mixture(unmix, &host, step).map(|m| m.to_device(device));
+            let batch = host.to_device(device);
+            let ctx = StepContext {
+                step,
+                epoch,
+                steps_per_epoch: per_epoch,
+                progress: step as f64 / total_steps,
+                seed: config.run.seed,
+            };
+            let lr = learning_rate(&config.optim, step, per_epoch);
+            let tau = model.momentum().map(|s| s.at(ctx.progress));
+            let optim_step = (&mut optim, lr, tau, all_params.as_slice());
+            (model, _) = train_step(model, &batch, mixed.as_ref(), &ctx, optim_step, |_, _| {});
+            step += 1;
+        }
+    }
+    model
 }
 
 fn image_tensor(name: &str, t: Tensor<4>) -> NamedTensor {

@@ -186,6 +186,11 @@ pub(crate) enum Command {
         /// Override a config key (`KEY=VALUE`, repeatable), as `train --set`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Train this many epochs first and record the first step of the next one, from the
+        /// state they left (a memory bank written and a neighbour graph filled), with a fresh
+        /// optimiser.
+        #[arg(long, default_value_t = 0)]
+        warm_epochs: usize,
     },
     /// Cut the embedded Fashion-MNIST subset from the Debian package's IDX files.
     CutFashionMnist {
@@ -509,11 +514,16 @@ pub(crate) fn run(cli: Cli) -> Result<(), TrainError> {
             width,
             batch,
         }),
-        Command::ParityStep { config, out, set } => {
+        Command::ParityStep {
+            config,
+            out,
+            set,
+            warm_epochs,
+        } => {
             let cfg = TrainConfig::load_with(&config, &set)?;
-            let r = unmix_train::run::parity::record_step(&cfg, &out)?;
+            let r = unmix_train::run::parity::record_step(&cfg, &out, warm_epochs)?;
             println!(
-                "step 0: loss {:.6}; {} tensors written to {}",
+                "the first step after {warm_epochs} epochs: loss {:.6}; {} tensors written to {}",
                 r.loss,
                 r.tensors,
                 out.display()
