@@ -284,7 +284,7 @@ fn repeat_first_batch<M: Method>(
     drop(model);
     let mut model = on_device;
     let (loader, unmix) = loader_and_unmix(&model, config, train_set)?;
-    let (batch, mixed) = first_batch(&loader, &unmix, config, device)?;
+    let (batch, mixed) = first_batch(&loader, &unmix, config, device, 0)?;
     let per_epoch = loader.batches_per_epoch();
     let lr = scaled_lr(&config.optim);
     let tau = model.momentum().map(|s| s.at(0.0));

@@ -120,22 +120,24 @@ pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome,
     )
 }
 
-/// The loop's first batch (epoch 0) on `device`, with its Un-Mix mixture when enabled: what
+/// The loop's first batch of `epoch` on `device`, with its Un-Mix mixture when enabled: what
 /// the parity record and the backend check replay.
 pub(crate) fn first_batch(
     loader: &MultiViewLoader,
     unmix: &UnMix,
     config: &TrainConfig,
     device: &Device,
+    epoch: usize,
 ) -> Result<(unmix_data::MultiViewBatch, Option<unmix_ops::MixedBatch>), TrainError> {
-    let host = loader.epoch(0, 0).next().ok_or_else(|| {
+    let host = loader.epoch(epoch as u64, 0).next().ok_or_else(|| {
         TrainError::value(
             "optim.batch_size",
             config.optim.batch_size,
             "expected at most as many samples as the training set holds",
         )
     })?;
-    let mixed = host_mixture(unmix, &host, 0).map(|m| m.to_device(device));
+    let step = (epoch * loader.batches_per_epoch()) as u64;
+    let mixed = host_mixture(unmix, &host, step).map(|m| m.to_device(device));
     Ok((host.to_device(device), mixed))
 }
 

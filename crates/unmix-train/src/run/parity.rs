@@ -34,7 +34,8 @@ use crate::method::{Method, StepContext, param_ids};
 use crate::methods::MethodTask;
 use crate::optim::build_optimizer;
 use crate::optim::schedule::learning_rate;
-use crate::run::{first_batch, host_mixture, loader_and_unmix, train_step};
+use crate::run::prefetch::DeviceBatches;
+use crate::run::{first_batch, loader_and_unmix, train_step};
 use unmix_data::MultiViewLoader;
 use unmix_ops::UnMix;
 
@@ -108,30 +109,9 @@ fn record_method<M: Method>(
     let per_epoch = loader.batches_per_epoch();
     let model = warm_up(model, config, (&loader, &unmix), warm_epochs, device);
     // The loop's own batch, mixture and schedule values at the recorded step.
+    let (batch, mixed) = first_batch(&loader, &unmix, config, device, warm_epochs)?;
     let step = (warm_epochs * per_epoch) as u64;
-    let (batch, mixed) = if warm_epochs == 0 {
-        first_batch(&loader, &unmix, config, device)?
-    } else {
-        let host = loader.epoch(warm_epochs as u64, 0).next().ok_or_else(|| {
-            TrainError::value(
-                "optim.batch_size",
-                config.optim.batch_size,
-                "expected at most as many samples as the training set holds",
-            )
-        })?;
-        let mixed = host_mixture(&unmix, &host, step).map(|m| m.to_device(device));
-        (host.to_device(device), mixed)
-    };
-    let total_steps = (config.optim.epochs * per_epoch).max(1) as f64;
-    let ctx = StepContext {
-        step,
-        epoch: warm_epochs,
-        steps_per_epoch: per_epoch,
-        progress: step as f64 / total_steps,
-        seed,
-    };
-    let lr = learning_rate(&config.optim, step, per_epoch);
-    let tau = model.momentum().map(|s| s.at(ctx.progress));
+    let (ctx, lr, tau) = schedule_at(&model, config, step, per_epoch);
 
     let mut tensors: Vec<(String, NamedTensor)> = Vec::new();
     let mut push = |prefix: &str, list: Vec<NamedTensor>| {
@@ -229,8 +209,28 @@ fn record_method<M: Method>(
     })
 }
 
-/// Trains `epochs` epochs of `config` as the loop does (its batches, mixtures, schedules and
-/// momentum), for a record taken after them.
+/// Step `step`'s context, learning rate and momentum coefficient, as the loop computes them.
+fn schedule_at<M: Method>(
+    model: &M,
+    config: &TrainConfig,
+    step: u64,
+    per_epoch: usize,
+) -> (StepContext, f64, Option<f64>) {
+    let total_steps = (config.optim.epochs * per_epoch).max(1) as f64;
+    let ctx = StepContext {
+        step,
+        epoch: step as usize / per_epoch.max(1),
+        steps_per_epoch: per_epoch,
+        progress: step as f64 / total_steps,
+        seed: config.run.seed,
+    };
+    let lr = learning_rate(&config.optim, step, per_epoch);
+    let tau = model.momentum().map(|s| s.at(ctx.progress));
+    (ctx, lr, tau)
+}
+
+/// Trains `epochs` epochs of `config` as the loop does (its device batches, mixtures,
+/// schedules and momentum), for a record taken after them.
 fn warm_up<M: Method>(
     mut model: M,
     config: &TrainConfig,
@@ -239,23 +239,13 @@ fn warm_up<M: Method>(
     device: &Device,
 ) -> M {
     let per_epoch = loader.batches_per_epoch();
-    let total_steps = (config.optim.epochs * per_epoch).max(1) as f64;
     let mut optim = build_optimizer(&config.optim);
     let all_params = param_ids(&model);
     let mut step = 0u64;
     for epoch in 0..epochs {
-        for host in loader.epoch(epoch as u64, 0) {
-            let mixed = host_mixture(unmix, &host, step).map(|m| m.to_device(device));
-            let batch = host.to_device(device);
-            let ctx = StepContext {
-                step,
-                epoch,
-                steps_per_epoch: per_epoch,
-                progress: step as f64 / total_steps,
-                seed: config.run.seed,
-            };
-            let lr = learning_rate(&config.optim, step, per_epoch);
-            let tau = model.momentum().map(|s| s.at(ctx.progress));
+        for (batch, mixed) in DeviceBatches::new(loader.epoch(epoch as u64, 0), unmix, step, device)
+        {
+            let (ctx, lr, tau) = schedule_at(&model, config, step, per_epoch);
             let optim_step = (&mut optim, lr, tau, all_params.as_slice());
             (model, _) = train_step(model, &batch, mixed.as_ref(), &ctx, optim_step, |_, _| {});
             step += 1;
