@@ -63,7 +63,17 @@ fn train(
 ///
 /// Each run is its own `unmix train` process: Burn's seed is per device and process-wide, so
 /// two runs in one process would draw each other's random numbers and stop being reproducible.
-fn run(name: &str, mut config: TrainConfig) -> Vec<EpochRecord> {
+fn run(name: &str, config: TrainConfig) -> Vec<EpochRecord> {
+    run_stopping(name, config, None)
+}
+
+/// [`run`], stopped after `stop_after` epochs of the config's schedule when given
+/// (`unmix train --stop-after`: the learning-rate schedule keeps its whole length).
+fn run_stopping(
+    name: &str,
+    mut config: TrainConfig,
+    stop_after: Option<usize>,
+) -> Vec<EpochRecord> {
     if let Ok(seed) = std::env::var("UNMIX_LEARNS_SEED") {
         config.run.seed = seed
             .parse()
@@ -76,12 +86,12 @@ fn run(name: &str, mut config: TrainConfig) -> Vec<EpochRecord> {
     std::fs::create_dir_all(&work).unwrap();
     let config_path = work.join("config.toml");
     std::fs::write(&config_path, config.to_toml()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_unmix"))
-        .arg("train")
-        .arg("--config")
-        .arg(&config_path)
-        .output()
-        .unwrap();
+    let mut train = Command::new(env!("CARGO_BIN_EXE_unmix"));
+    train.arg("train").arg("--config").arg(&config_path);
+    if let Some(epochs) = stop_after {
+        train.arg("--stop-after").arg(epochs.to_string());
+    }
+    let out = train.output().unwrap();
     assert!(
         out.status.success(),
         "{name}: unmix train failed ({}):\n{}",
@@ -152,7 +162,12 @@ fn check(name: &str, short: Check, full: Check) {
 /// loss term (`plain`, without the Un-Mix terms) from the first epoch's mean to the last's.
 /// Both figures are printed either way.
 fn judge(name: &str, check: Check, rows: &[EpochRecord]) {
-    let loss: Vec<f64> = rows.iter().filter_map(|r| r.term("plain")).collect();
+    // The method's own term where Un-Mix adds one; the total where the method names its terms
+    // otherwise (Invariance Propagation's `instance` and `propagation`).
+    let loss: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.term("plain").or(r.loss))
+        .collect();
     let (first, last) = (loss[0], loss[loss.len() - 1]);
     let (random_init, trained) = first_and_last_knn(name, rows);
     let gain = trained - random_init;
@@ -305,23 +320,57 @@ fn swav_unmix_loss_goes_down() {
     );
 }
 
-// Invariance Propagation collapses at this scale, ours and our PyTorch reference of its code alike
-// (docs/methods.md, "Invariance Propagation at CPU scale": its instance loss reaches ln 1,024 and
-// kNN falls from 56 to 32). On the whole embedded set with CIFAR's share of the bank as
-// background (800 of 10,000) both sides pass random init, but only after about 2,800 steps (40
-// epochs, 45 minutes here: +2.15 on the projection, +3.25 on the backbone), far over CI's
-// budget. The tests ask for what the configs are for, a kNN gain at their full length, and stay
-// ignored until a CPU-sized setting that learns is found.
-#[test]
-#[ignore = "Invariance Propagation collapses at CPU scale, as the reference does (docs/methods.md)"]
-fn invariance_propagation_learns() {
-    learns("invariance_propagation", len(400, 16, 2.0), None);
+// Invariance Propagation collapses on the config's 4,000 images, ours and our PyTorch reference of
+// its code alike (docs/methods.md, "Invariance Propagation at CPU scale"). It learns on the whole
+// embedded set with CIFAR's share of the bank as background, the CIFAR config's head and batch and
+// the reference's initialisation (docs/methods.md, "On the whole embedded set"): there ours went
+// 54.95 → 62.15 at epoch 32 and 64.45 at epoch 40 (seed 0; the reference's code 54.85 → 61.60 at
+// 33). That takes 32 epochs of 10,000 images (about 35 minutes a run on one core), far over CI's
+// budget, so these tests run under `cargo xtask test --full` only. The margin is about half of
+// the measured gain, as for the other learn tests.
+const IP_EPOCHS: usize = 32;
+
+/// `configs/fashion_mnist/<name>.toml` with the settings where Invariance Propagation learns on
+/// the embedded set: all 10,000 training images, a background of 800 (8% of the bank, CIFAR's
+/// 4,096 of 50,000), the 512 → 128 head and batch 128 of `configs/cifar10`, the 800-epoch
+/// cosine (about constant here) with propagation from epoch 31, stopped after [`IP_EPOCHS`];
+/// kNN on the projection over the config's 2,000 test images.
+fn invariance_propagation_learns_on_the_whole_set(name: &str, margin: f64) {
+    let mut config =
+        TrainConfig::load(&root().join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
+    config.data.path = root().join(&config.data.path);
+    config.data.train_per_class = Some(1000);
+    if let unmix_models::HeadConfig::Mlp {
+        hidden_dim,
+        out_dim,
+        ..
+    } = &mut config.model.head
+    {
+        (*hidden_dim, *out_dim) = (512, 128);
+    }
+    config.optim.batch_size = 128;
+    config.optim.epochs = 800;
+    let unmix_train::methods::MethodConfig::InvariancePropagation(method) = &mut config.method
+    else {
+        panic!("{name}: not an Invariance Propagation config");
+    };
+    method.n_background = 800;
+    method.ramp_epochs = 30;
+    config.eval.online_probe = false;
+    let rows = run_stopping(name, config, Some(IP_EPOCHS));
+    judge(name, Check::Knn(len(1000, IP_EPOCHS, margin), None), &rows);
 }
 
 #[test]
-#[ignore = "Invariance Propagation collapses at CPU scale, as the reference does (docs/methods.md)"]
+#[ignore = "Invariance Propagation learns after ~35 minutes on the whole embedded set; `cargo xtask test --full` (docs/methods.md)"]
+fn invariance_propagation_learns() {
+    invariance_propagation_learns_on_the_whole_set("invariance_propagation", 3.5);
+}
+
+#[test]
+#[ignore = "Invariance Propagation learns after ~35 minutes on the whole embedded set; `cargo xtask test --full` (docs/methods.md)"]
 fn invariance_propagation_unmix_learns() {
-    learns("invariance_propagation_unmix", len(400, 16, 2.0), None);
+    invariance_propagation_learns_on_the_whole_set("invariance_propagation_unmix", 3.5);
 }
 
 // InsDis (softmax-CE, the README's command) learns on two seeds of three at its config's length,

@@ -100,7 +100,7 @@ fn moco_demo(unmix: bool) -> TrainConfig {
     let mut c = config("moco_unmix");
     c.unmix.enabled = unmix;
     c.model.backbone.bn_splits = 8;
-    c.model.backbone.stem_init = unmix_models::StemInit::PytorchDefault;
+    c.model.backbone.stem_init = Some(unmix_models::ConvInit::PytorchDefault);
     c.model.head = unmix_models::HeadConfig::Linear { out_dim: 128 };
     if let MethodConfig::Moco(m) = &mut c.method {
         m.symmetric = true;

@@ -192,12 +192,27 @@ def init_torchvision(encoder, stem_default):
     convolution, batch norm 1 / 0, linear layers PyTorch's default. `stem_default` keeps the stem
     convolution at PyTorch's default instead, as the Un-Mix / MoCo CIFAR demo does (it replaces
     torchvision's stem after the init loop)."""
+    init_convolutions(encoder, "kaiming_normal", "pytorch_default" if stem_default else None)
+
+
+def init_convolutions(encoder, conv_init, stem_init=None):
+    """A freshly built encoder initialised as a config's `[model.backbone]` asks (`conv_init`,
+    `stem_init`, the names of ours' `ConvInit`): `kaiming_normal` as torchvision's init loop,
+    `pytorch_default` as a bare `nn.Conv2d` (what the encoder was built with, so left alone);
+    batch norms 1 / 0 either way, linear layers PyTorch's default."""
     for name, m in encoder.backbone.named_modules():
-        if isinstance(m, nn.Conv2d) and not (stem_default and name == "conv1"):
+        init = (stem_init or conv_init) if name == "conv1" else conv_init
+        if isinstance(m, nn.Conv2d) and init == "kaiming_normal":
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+def init_as_config(encoder, backbone):
+    """`init_convolutions` with a config's `[model.backbone]` table (ours' defaults when a key is
+    absent: torchvision's Kaiming normal everywhere)."""
+    init_convolutions(encoder, backbone.get("conv_init", "kaiming_normal"), backbone.get("stem_init"))
 
 
 def trained_encoder_prefix(record):

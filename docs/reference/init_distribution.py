@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import (Encoder, init_torchvision, load_record, spread_z, torch_name,  # noqa: E402
+from common import (Encoder, init_as_config, load_record, spread_z, torch_name,  # noqa: E402
                     trained_encoder_prefix)
 
 
@@ -48,16 +48,18 @@ def main():
     a = p.parse_args()
     record, meta = load_record(a.record)
     cfg = tomllib.loads(meta["config"])
-    stem_default = (a.stem == "default" if a.stem else
-                    cfg["model"]["backbone"].get("stem_init") == "pytorch_default")
+    backbone = dict(cfg["model"]["backbone"])
+    if a.stem:
+        backbone["stem_init"] = "pytorch_default" if a.stem == "default" else "kaiming_normal"
     prefix = trained_encoder_prefix(record)
     draws = []
     for seed in range(5):
         torch.manual_seed(1000 + seed)
         ref = Encoder(cfg["model"])
-        init_torchvision(ref, stem_default)
+        init_as_config(ref, backbone)
         draws.append(ref.state_dict())
-    print(f"reference stem: {'PyTorch default' if stem_default else 'Kaiming normal'}")
+    print(f"reference: convolutions {backbone.get('conv_init', 'kaiming_normal')}, "
+          f"stem {backbone.get('stem_init') or 'the same'}")
     print(f"{'tensor':40s} {'n':>6s} {'D':>6s} {'null':>6s} {'crit':>6s} {'sd ours':>8s} {'sd ref':>8s} {'z sd':>5s}")
     flagged = 0
     for name, ours in sorted(record.items()):

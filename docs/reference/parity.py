@@ -425,19 +425,19 @@ STD_SIGMAS = 5.0
 
 def init_statistics(record, cfg, report):
     """Every initial parameter of ours against the reference's initialisation of the same
-    architecture (torchvision's, with the demo's default-initialised stem when the config asks
-    for it): per tensor, the mean and the standard deviation within STD_SIGMAS standard errors of
+    architecture (`common.init_as_config`: torchvision's or PyTorch's default, with the demo's
+    default-initialised stem when the config asks for it): per tensor, the mean and the standard deviation within STD_SIGMAS standard errors of
     the reference's; batch-norm weights exactly
     1 and biases 0."""
-    from common import Encoder, init_torchvision, spread_z, torch_name, trained_encoder_prefix
+    from common import Encoder, init_as_config, spread_z, torch_name, trained_encoder_prefix
 
     model = copy.deepcopy(cfg["model"])
     if cfg["method"]["kind"] == "cmc":
         # The L encoder (CMC's other one differs only in its stem's input channels).
         model["backbone"]["in_channels"] = cfg["method"].get("first_channels", 1)
     ref = Encoder(model)
-    stem_default = cfg["model"]["backbone"].get("stem_init", "kaiming_normal") == "pytorch_default"
-    init_torchvision(ref, stem_default)
+    backbone = cfg["model"]["backbone"]
+    init_as_config(ref, backbone)
     state = ref.state_dict()
     worst, bad, count = None, [], 0
     # The trained encoder: MoCo's query encoder, BYOL's online one, else the only one.
@@ -465,7 +465,8 @@ def init_statistics(record, cfg, report):
         if worst is None or z > worst[1]:
             worst = (name, z)
     report.note(f"initial distribution of {count} tensors (worst: {worst[0]}, {worst[1]:.1f} standard errors)",
-                f"stem: {'PyTorch default (the demo)' if stem_default else 'Kaiming normal'}", ok=not bad)
+                f"convolutions {backbone.get('conv_init', 'kaiming_normal')}, "
+                f"stem {backbone.get('stem_init') or 'the same'}", ok=not bad)
     for name, why in bad:
         report.note(name, why, ok=False)
 

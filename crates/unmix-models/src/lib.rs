@@ -55,7 +55,7 @@ pub use momentum::{momentum_update, sync_running_stats};
 pub use named_tensors::{NamedTensor, named_gradients, named_tensors};
 pub use neighbour_graph::NeighbourGraph;
 pub use prototypes::Prototypes;
-pub use resnet::{Block, BlockKind, ResNet, ResNetConfig, Stem, StemInit};
+pub use resnet::{Block, BlockKind, ConvInit, ResNet, ResNetConfig, Stem};
 pub use shuffle_bn::ShuffleBn;
 pub use split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};
 pub use torchvision::{

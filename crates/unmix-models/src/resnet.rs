@@ -75,26 +75,50 @@ pub struct ResNetConfig {
     /// Split batch norm: sub-batches per batch (1 = plain batch norm; 8 in the CIFAR demo).
     #[serde(default = "one")]
     pub bn_splits: usize,
-    /// Initialisation of the stem convolution.
+    /// Initialisation of every convolution: torchvision's (the default) or PyTorch's own
+    /// (`pytorch_default`, as a network built from bare `nn.Conv2d`s, e.g. Invariance
+    /// Propagation's `ResNet18_cifar`).
     #[serde(default)]
-    pub stem_init: StemInit,
+    pub conv_init: ConvInit,
+    /// The stem convolution's initialisation when it differs from [`ResNetConfig::conv_init`]
+    /// (the Un-Mix / MoCo CIFAR demo: `pytorch_default` under torchvision's init).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stem_init: Option<ConvInit>,
     /// Start from these weights (torchvision's names; safetensors or a PyTorch checkpoint)
     /// instead of the initialisation; every tensor must fit (see [`crate::load_torchvision`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<PretrainedWeights>,
 }
 
-/// How the stem convolution starts.
+/// How a convolution's weights start (batch norms start at γ = 1, β = 0 either way, as both
+/// torchvision and PyTorch's `nn.BatchNorm2d` do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StemInit {
-    /// As every other convolution: torchvision's Kaiming normal, fan-out.
+pub enum ConvInit {
+    /// torchvision's ResNet: Kaiming normal, fan-out, ReLU gain (`N(0, 2/fan_out)`).
     #[default]
     KaimingNormal,
     /// PyTorch's default for a fresh `nn.Conv2d` (Kaiming uniform with a = √5, i.e.
-    /// `U(−1/√fan_in, 1/√fan_in)`): the Un-Mix / MoCo CIFAR demo builds torchvision's ResNet-18
-    /// and then replaces its stem with a new 3×3 convolution, which keeps this initialisation.
+    /// `U(−1/√fan_in, 1/√fan_in)`). The Un-Mix / MoCo CIFAR demo builds torchvision's ResNet-18
+    /// and then replaces its stem with a new 3×3 convolution, which keeps this initialisation;
+    /// Invariance Propagation's `ResNet18_cifar` has no init loop, so every convolution keeps it.
     PytorchDefault,
+}
+
+impl ConvInit {
+    fn initializer(self) -> Initializer {
+        match self {
+            ConvInit::KaimingNormal => Initializer::KaimingNormal {
+                gain: 2f64.sqrt(),
+                fan_out_only: true,
+            },
+            // Burn's Kaiming uniform bound is √3·gain/√fan_in: gain 1/√3 gives PyTorch's 1/√fan_in.
+            ConvInit::PytorchDefault => Initializer::KaimingUniform {
+                gain: 1.0 / 3f64.sqrt(),
+                fan_out_only: false,
+            },
+        }
+    }
 }
 
 fn three() -> usize {
@@ -114,7 +138,8 @@ impl ResNetConfig {
             stem: Stem::Cifar,
             in_channels: 3,
             bn_splits: 1,
-            stem_init: StemInit::KaimingNormal,
+            conv_init: ConvInit::KaimingNormal,
+            stem_init: None,
             pretrained: None,
         }
     }
@@ -172,22 +197,15 @@ impl ResNetConfig {
         Ok(())
     }
 
-    /// Builds the network with torchvision's initialisation (Kaiming normal, fan-out, for
-    /// convolutions; γ = 1, β = 0), then loads [`ResNetConfig::pretrained`] when set.
+    /// Builds the network with [`ResNetConfig::conv_init`] (torchvision's by default: Kaiming
+    /// normal, fan-out) for convolutions and γ = 1, β = 0 for batch norms, then loads
+    /// [`ResNetConfig::pretrained`] when set.
     pub fn init(&self, device: &Device) -> Result<ResNet, ModelError> {
         self.validate()?;
         let bn = |c| SplitBatchNormConfig::new(c, self.bn_splits).init(device);
+        let stem_init = self.stem_init.unwrap_or(self.conv_init);
         let stem_conv = |k, stride, pad| {
-            let c = conv_config(self.in_channels, self.width, k, stride, pad);
-            match self.stem_init {
-                StemInit::KaimingNormal => c,
-                // Burn's default is PyTorch's: bound = √3·gain/√fan_in with gain 1/√3.
-                StemInit::PytorchDefault => c.with_initializer(Initializer::KaimingUniform {
-                    gain: 1.0 / 3f64.sqrt(),
-                    fan_out_only: false,
-                }),
-            }
-            .init(device)
+            conv_config(self.in_channels, self.width, k, stride, pad, stem_init).init(device)
         };
         let (conv1, maxpool) = match self.stem {
             Stem::Cifar => (stem_conv(3, 1, 1), None),
@@ -207,7 +225,14 @@ impl ResNetConfig {
             (0..blocks)
                 .map(|b| {
                     let s = if b == 0 { stride } else { 1 };
-                    let block = Block::new(kind, in_planes, planes, s, self.bn_splits, device);
+                    let block = Block::new(
+                        kind,
+                        in_planes,
+                        planes,
+                        s,
+                        (self.bn_splits, self.conv_init),
+                        device,
+                    );
                     in_planes = planes * kind.expansion();
                     block
                 })
@@ -231,20 +256,20 @@ impl ResNetConfig {
     }
 }
 
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
-    conv_config(cin, cout, k, stride, pad).init(device)
-}
-
-/// torchvision's convolution: no bias, Kaiming normal with fan-out.
-fn conv_config(cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Conv2dConfig {
+/// A ResNet convolution: no bias (torchvision's and `ResNet18_cifar`'s), weights from `init`.
+fn conv_config(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    init: ConvInit,
+) -> Conv2dConfig {
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
         .with_bias(false)
-        .with_initializer(Initializer::KaimingNormal {
-            gain: 2f64.sqrt(),
-            fan_out_only: true,
-        })
+        .with_initializer(init.initializer())
 }
 
 /// 1×1 convolution and batch norm on the shortcut when the shape changes.
@@ -283,31 +308,33 @@ impl Block {
         cin: usize,
         planes: usize,
         stride: usize,
-        splits: usize,
+        (splits, init): (usize, ConvInit),
         device: &Device,
     ) -> Self {
         let bn = |c| SplitBatchNormConfig::new(c, splits).init(device);
+        let conv =
+            |cin, cout, k, stride, pad| conv_config(cin, cout, k, stride, pad, init).init(device);
         let out = planes * kind.expansion();
         let downsample = (stride != 1 || cin != out).then(|| Downsample {
-            conv: conv(cin, out, 1, stride, 0, device),
+            conv: conv(cin, out, 1, stride, 0),
             bn: bn(out),
         });
         match kind {
             BlockKind::Basic => Self {
-                conv1: conv(cin, planes, 3, stride, 1, device),
+                conv1: conv(cin, planes, 3, stride, 1),
                 bn1: bn(planes),
-                conv2: conv(planes, planes, 3, 1, 1, device),
+                conv2: conv(planes, planes, 3, 1, 1),
                 bn2: bn(planes),
                 conv3: None,
                 bn3: None,
                 downsample,
             },
             BlockKind::Bottleneck => Self {
-                conv1: conv(cin, planes, 1, 1, 0, device),
+                conv1: conv(cin, planes, 1, 1, 0),
                 bn1: bn(planes),
-                conv2: conv(planes, planes, 3, stride, 1, device),
+                conv2: conv(planes, planes, 3, stride, 1),
                 bn2: bn(planes),
-                conv3: Some(conv(planes, out, 1, 1, 0, device)),
+                conv3: Some(conv(planes, out, 1, 1, 0)),
                 bn3: Some(bn(out)),
                 downsample,
             },

@@ -284,39 +284,71 @@ fn resnet34_and_resnet50_have_the_published_shapes() {
     assert_eq!(r34.feature_dim(), 16);
 }
 
-/// `stem_init = "pytorch_default"` (the CIFAR demo's replaced stem): `U(−1/√fan_in, 1/√fan_in)`,
-/// standard deviation `1/√(3·fan_in)`; the default is torchvision's Kaiming normal with fan-out,
-/// standard deviation `√(2/fan_out)`. Width 64: fan_in 27, fan_out 576.
+/// Standard deviation and largest magnitude of a convolution's weights.
+fn spread(conv: &burn::nn::conv::Conv2d) -> (f64, f64) {
+    let w: Vec<f32> = conv.weight.val().into_data().try_to_vec().unwrap();
+    let n = w.len() as f64;
+    let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let std = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let max = w.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+    (std, max)
+}
+
+/// Checks a convolution against PyTorch's default, `U(−1/√fan_in, 1/√fan_in)` (standard deviation
+/// `1/√(3·fan_in)`), or torchvision's Kaiming normal with fan-out (standard deviation
+/// `√(2/fan_out)`). Every convolution here has at least 1,728 weights, so the sample standard
+/// deviation is within 5% (3 standard errors of at most 1.7%).
+fn assert_init(name: &str, conv: &burn::nn::conv::Conv2d, init: unmix_models::ConvInit) {
+    let [cout, cin, kh, kw] = conv.weight.dims();
+    let (std, max) = spread(conv);
+    let expected = match init {
+        unmix_models::ConvInit::PytorchDefault => {
+            let bound = 1.0 / ((cin * kh * kw) as f64).sqrt();
+            assert!(max <= bound, "{name}: {max} beyond the bound {bound}");
+            bound / 3f64.sqrt()
+        }
+        unmix_models::ConvInit::KaimingNormal => (2.0 / (cout * kh * kw) as f64).sqrt(),
+    };
+    assert!(
+        (std / expected - 1.0).abs() < 0.05,
+        "{name}: std {std}, expected {expected} ({init:?})"
+    );
+}
+
+/// `conv_init` sets every convolution's distribution and `stem_init`, when given, the stem's
+/// alone: torchvision's Kaiming normal by default; `stem_init = "pytorch_default"` as the CIFAR
+/// demo's replaced stem; `conv_init = "pytorch_default"` as Invariance Propagation's
+/// `ResNet18_cifar`, which has no init loop. Width 64: the stem's fan_in is 27, fan_out 576.
 #[test]
-fn stem_init_follows_the_configured_distribution() {
+fn convolutions_follow_the_configured_initialisation() {
+    use unmix_models::ConvInit::{KaimingNormal, PytorchDefault};
     let device = Device::flex();
     device.seed(5);
-    let stem = |stem_init| {
+    for (conv_init, stem_init, stem) in [
+        (KaimingNormal, None, KaimingNormal),
+        (KaimingNormal, Some(PytorchDefault), PytorchDefault),
+        (PytorchDefault, None, PytorchDefault),
+        (PytorchDefault, Some(KaimingNormal), KaimingNormal),
+    ] {
         let net = ResNetConfig {
+            conv_init,
             stem_init,
             layers: vec![1, 1, 1, 1],
             ..ResNetConfig::resnet18_cifar()
         }
         .init(&device)
         .unwrap();
-        let w: Vec<f32> = net.conv1.weight.val().into_data().try_to_vec().unwrap();
-        let n = w.len() as f64;
-        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / n;
-        let std = (w.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let max = w.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
-        (std, max)
-    };
-    let (std, max) = stem(unmix_models::StemInit::PytorchDefault);
-    let bound = 1.0 / 27f64.sqrt();
-    assert!(max <= bound, "{max} beyond the bound {bound}");
-    // 1728 draws: the standard deviation is within ~5% (3 standard errors of 1.7%).
-    assert!(
-        (std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05,
-        "std {std}"
-    );
-    let (std, _) = stem(unmix_models::StemInit::KaimingNormal);
-    assert!(
-        (std / (2.0f64 / 576.0).sqrt() - 1.0).abs() < 0.05,
-        "std {std}"
-    );
+        assert_init("conv1", &net.conv1, stem);
+        for (i, b) in [&net.layer1, &net.layer2, &net.layer3, &net.layer4]
+            .into_iter()
+            .enumerate()
+        {
+            let b = &b[0];
+            assert_init(&format!("layer{}.0.conv1", i + 1), &b.conv1, conv_init);
+            assert_init(&format!("layer{}.0.conv2", i + 1), &b.conv2, conv_init);
+            if let Some(d) = &b.downsample {
+                assert_init(&format!("layer{}.0.downsample", i + 1), &d.conv, conv_init);
+            }
+        }
+    }
 }
