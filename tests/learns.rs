@@ -326,8 +326,11 @@ fn swav_unmix_loss_goes_down() {
 // the reference's initialisation (docs/methods.md, "On the whole embedded set"): there ours went
 // 54.95 → 62.15 at epoch 32 and 64.45 at epoch 40 (seed 0; the reference's code 54.85 → 61.60 at
 // 33). That takes 32 epochs of 10,000 images (about 35 minutes a run on one core), far over CI's
-// budget, so these tests run under `cargo xtask test --full` only. The margin is about half of
-// the measured gain, as for the other learn tests.
+// budget, so `invariance_propagation_learns` runs under `cargo xtask test --full` only. The
+// margin is about half of the measured gain, as for the other learn tests. With Un-Mix (our
+// definition for memory banks) the same setting stays below random init (seed 0: 48.20 at epoch
+// 32, 51.95 at 40; docs/methods.md, "Measured: Invariance Propagation with and without Un-Mix"),
+// so its test asks for the gain the config is for and stays out of `--full` too.
 const IP_EPOCHS: usize = 32;
 
 /// `configs/fashion_mnist/<name>.toml` with the settings where Invariance Propagation learns on
@@ -368,7 +371,7 @@ fn invariance_propagation_learns() {
 }
 
 #[test]
-#[ignore = "Invariance Propagation learns after ~35 minutes on the whole embedded set; `cargo xtask test --full` (docs/methods.md)"]
+#[ignore = "Invariance Propagation + Un-Mix stays below random init on the whole embedded set (docs/methods.md)"]
 fn invariance_propagation_unmix_learns() {
     invariance_propagation_learns_on_the_whole_set("invariance_propagation_unmix", 3.5);
 }

@@ -16,7 +16,8 @@
 //! - `test [--full]`: the whole CI: fmt, then one build of every target with every backend
 //!   (CPU, CUDA, wgpu) under clippy (`-D warnings`) that also runs every test, wgpu's on Mesa's
 //!   software Vulkan driver (installed with apt when missing); `--full` runs the learn tests at
-//!   full length, with the methods without Un-Mix and the CIFAR-demo-settings ones.
+//!   full length, with the methods without Un-Mix, the CIFAR-demo-settings ones and Invariance
+//!   Propagation on the whole embedded set.
 
 use std::process::{Command, ExitCode};
 
@@ -211,13 +212,19 @@ fn test(full: bool) -> Result<(), Failed> {
         ));
     }
     if full {
-        // Learn tests ignored in CI's run: the CIFAR-demo settings (about 15 minutes each) and
-        // the methods without Un-Mix (CI runs the Un-Mix variants, whose loss contains the plain
-        // one; tests/learns.rs). The same build runs them here.
+        // Learn tests ignored in CI's run: the CIFAR-demo settings (about 15 minutes each), the
+        // methods without Un-Mix (CI runs the Un-Mix variants, whose loss contains the plain
+        // one) and Invariance Propagation on the whole embedded set (about 35 minutes;
+        // tests/learns.rs). The same build runs them here.
         let mut ignored = linted_cargo()?;
         ignored.args(["test", "-p", "unmix-train", "--features", ALL_BACKENDS]);
         ignored.args(["--test", "learns", "--"]);
-        ignored.args(["--ignored", "without_unmix", "demo_settings"]);
+        ignored.args([
+            "--ignored",
+            "without_unmix",
+            "demo_settings",
+            "invariance_propagation_learns",
+        ]);
         ignored.env("UNMIX_LEARNS", "full");
         run(ignored)?;
     }
