@@ -230,7 +230,8 @@ impl ResNetConfig {
                         in_planes,
                         planes,
                         s,
-                        (self.bn_splits, self.conv_init),
+                        self.bn_splits,
+                        self.conv_init,
                         device,
                     );
                     in_planes = planes * kind.expansion();
@@ -308,7 +309,8 @@ impl Block {
         cin: usize,
         planes: usize,
         stride: usize,
-        (splits, init): (usize, ConvInit),
+        splits: usize,
+        init: ConvInit,
         device: &Device,
     ) -> Self {
         let bn = |c| SplitBatchNormConfig::new(c, splits).init(device);
