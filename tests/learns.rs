@@ -376,18 +376,44 @@ fn invariance_propagation_unmix_learns() {
     invariance_propagation_learns_on_the_whole_set("invariance_propagation_unmix", 3.5);
 }
 
-// InsDis (softmax-CE, the README's command) learns on two seeds of three at its config's length,
-// ours and the reference's alike: +2.25 kNN points on average for ours, +5.10 for the reference,
-// a gap within seed noise over three seeds (docs/methods.md, "InsDis"); ignored until a setting
-// that learns on every seed is found.
-#[test]
-#[ignore = "InsDis learns on 2 seeds of 3 at CPU scale, as the reference does (docs/methods.md)"]
-fn insdis_learns() {
-    learns("insdis", len(400, 16, 2.0), None);
+// InsDis (softmax-CE, the README's command) learns on two seeds of three at its config's length
+// (4,000 images), ours and the reference's alike: +2.25 kNN points on average for ours, +5.10 for
+// the reference, a gap within seed noise over three seeds (docs/methods.md, "InsDis"). On the
+// whole embedded set with 4,096 noise rows it learns on every seed of three (docs/methods.md,
+// "On the whole embedded set", seeds 0–2): +8.90, +4.65 and +5.65 points after the config's 16
+// epochs. That is 160,000 images a run, over CI's budget, so `insdis_learns` runs under `cargo
+// xtask test --full` only; the margin is about half of the smallest measured gain. With
+// Un-Mix (our definition for memory banks) InsDis loses on average at the config's length
+// ("Measured: InsDis with and without each mixture"), so its test keeps the config's length
+// and the gain the config is for, and stays ignored.
+
+/// `configs/fashion_mnist/<name>.toml` on all 10,000 embedded training images with 4,096 noise
+/// rows (41% of the bank; the config's 1,024 are 26% of its 4,000, the CIFAR config's 16,384
+/// 33% of 50,000), everything else as configured: batch 32, 16 epochs with the ×0.1 steps at
+/// 10, 13 and 15; kNN on the projection over the config's 2,000 test images.
+fn insdis_learns_on_the_whole_set(name: &str, margin: f64) {
+    let mut config =
+        TrainConfig::load(&root().join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
+    config.data.path = root().join(&config.data.path);
+    config.data.train_per_class = Some(1000);
+    let unmix_train::methods::MethodConfig::Insdis(method) = &mut config.method else {
+        panic!("{name}: not an InsDis config");
+    };
+    method.nce_k = 4096;
+    config.eval.online_probe = false;
+    let epochs = config.optim.epochs;
+    let rows = run(name, config);
+    judge(name, Check::Knn(len(1000, epochs, margin), None), &rows);
 }
 
 #[test]
-#[ignore = "InsDis learns on 2 seeds of 3 at CPU scale, as the reference does (docs/methods.md)"]
+#[ignore = "InsDis learns on every seed on the whole embedded set, 16 epochs of 10,000 images; `cargo xtask test --full` (docs/methods.md)"]
+fn insdis_learns() {
+    insdis_learns_on_the_whole_set("insdis", 2.5);
+}
+
+#[test]
+#[ignore = "InsDis + Un-Mix loses kNN on average at CPU scale (docs/methods.md)"]
 fn insdis_unmix_learns() {
     learns("insdis_unmix", len(400, 16, 2.0), None);
 }

@@ -8,6 +8,7 @@ as the training features, k 200, σ 0.07), next to ours (features recomputed by 
 To tell "the method does not learn at this scale" from "ours has a bug" (docs/methods.md).
 
     python3 docs/reference/invariance_propagation_fashion_train.py [CONFIG] [SEED] [--set key=value ...]
+        [--init RECORD]
 
 A `data.path` holding CIFAR-10 binary files (`data_batch_1..5.bin`, `test_batch.bin`, as
 `fashion_to_cifar.py` writes them) is read in that layout instead, every image of it (the CIFAR
@@ -17,6 +18,13 @@ configs, e.g. `configs/cifar10/invariance_propagation.toml --set data.path=...`)
 `--set` takes the dotted keys of the config (`method.n_background=512`, `optim.lr=0.01`,
 `optim.epochs=8`). `INIT=torchvision` initialises convolutions as ours does; by default every
 layer keeps PyTorch's default initialisation, as the reference's `ResNet18_cifar`.
+
+`--init RECORD` starts from the weights and memory bank ours starts from at the same settings
+and seed: the `init/encoder.` and `init/bank.memory` tensors of a record written by
+`unmix parity-step` with the same `--config`, `--set`s and `run.seed` (the graph starts empty on
+both sides). The seed then pairs a run of ours with one of the reference: the random-init kNN is
+the same, and what differs at the end is the training alone (data order and augmentation draws
+included).
 """
 
 import gzip
@@ -31,7 +39,7 @@ import torch
 from torchvision.transforms import v2
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import init_torchvision  # noqa: E402
+from common import init_torchvision, load_into, load_record  # noqa: E402
 from invariance_propagation_pytorch import InvariancePropagation, l2_normalize  # noqa: E402
 from moco_demo_train import read_cifar10  # noqa: E402
 
@@ -75,6 +83,11 @@ def first_per_class(x, y, n):
 
 def main():
     args = [a for a in sys.argv[1:]]
+    init = None
+    if "--init" in args:
+        i = args.index("--init")
+        init = args[i + 1]
+        del args[i:i + 2]
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     plain = [a for i, a in enumerate(args) if a != "--set" and (i == 0 or args[i - 1] != "--set")]
     path = plain[0] if plain else os.path.join(ROOT, "configs/fashion_mnist/invariance_propagation.toml")
@@ -116,6 +129,13 @@ def main():
     stdv = 1.0 / math.sqrt(cfg["model"]["head"]["out_dim"] / 3)
     bank = torch.rand(n, cfg["model"]["head"]["out_dim"]).mul_(2 * stdv).add_(-stdv)
     neigh = torch.zeros(n, net.k, dtype=torch.long)
+    if init:
+        record, _ = load_record(init)
+        load_into(net.encoder, record, "init/encoder.")
+        assert record["init/bank.memory"].shape == bank.shape, (
+            f"{init}: bank {tuple(record['init/bank.memory'].shape)}, expected {tuple(bank.shape)}")
+        bank = record["init/bank.memory"].clone()
+        print(f"initial encoder and memory bank from {init}", flush=True)
     opt = torch.optim.SGD(net.encoder.parameters(), lr=optim["lr"], momentum=0.9,
                           weight_decay=optim.get("weight_decay", 5e-4))
     epochs, bs = optim["epochs"], optim["batch_size"]

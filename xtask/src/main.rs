@@ -16,8 +16,8 @@
 //! - `test [--full]`: the whole CI: fmt, then one build of every target with every backend
 //!   (CPU, CUDA, wgpu) under clippy (`-D warnings`) that also runs every test, wgpu's on Mesa's
 //!   software Vulkan driver (installed with apt when missing); `--full` runs the learn tests at
-//!   full length, with the methods without Un-Mix, the CIFAR-demo-settings ones and Invariance
-//!   Propagation on the whole embedded set.
+//!   full length, with the methods without Un-Mix, the CIFAR-demo-settings ones, and Invariance
+//!   Propagation and InsDis on the whole embedded set.
 
 use std::process::{Command, ExitCode};
 
@@ -214,8 +214,8 @@ fn test(full: bool) -> Result<(), Failed> {
     if full {
         // Learn tests ignored in CI's run: the CIFAR-demo settings (about 15 minutes each), the
         // methods without Un-Mix (CI runs the Un-Mix variants, whose loss contains the plain
-        // one) and Invariance Propagation on the whole embedded set (about 35 minutes;
-        // tests/learns.rs). The same build runs them here.
+        // one), and Invariance Propagation (about 35 minutes) and InsDis on the whole embedded
+        // set (tests/learns.rs). The same build runs them here.
         let mut ignored = linted_cargo()?;
         ignored.args(["test", "-p", "unmix-train", "--features", ALL_BACKENDS]);
         ignored.args(["--test", "learns", "--"]);
@@ -224,6 +224,7 @@ fn test(full: bool) -> Result<(), Failed> {
             "without_unmix",
             "demo_settings",
             "invariance_propagation_learns",
+            "insdis_learns",
         ]);
         ignored.env("UNMIX_LEARNS", "full");
         run(ignored)?;
