@@ -333,16 +333,24 @@ fn swav_unmix_loss_goes_down() {
 // so its test asks for the gain the config is for and stays out of `--full` too.
 const IP_EPOCHS: usize = 32;
 
+/// `configs/fashion_mnist/<name>.toml` on all 10,000 embedded training images (the config's
+/// 2,000 test images), without the online probe, which never changes the run.
+fn on_the_whole_set(name: &str) -> TrainConfig {
+    let mut config =
+        TrainConfig::load(&root().join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
+    config.data.path = root().join(&config.data.path);
+    config.data.train_per_class = Some(1000);
+    config.eval.online_probe = false;
+    config
+}
+
 /// `configs/fashion_mnist/<name>.toml` with the settings where Invariance Propagation learns on
 /// the embedded set: all 10,000 training images, a background of 800 (8% of the bank, CIFAR's
 /// 4,096 of 50,000), the 512 → 128 head and batch 128 of `configs/cifar10`, the 800-epoch
 /// cosine (about constant here) with propagation from epoch 31, stopped after [`IP_EPOCHS`];
 /// kNN on the projection over the config's 2,000 test images.
 fn invariance_propagation_learns_on_the_whole_set(name: &str, margin: f64) {
-    let mut config =
-        TrainConfig::load(&root().join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
-    config.data.path = root().join(&config.data.path);
-    config.data.train_per_class = Some(1000);
+    let mut config = on_the_whole_set(name);
     if let unmix_models::HeadConfig::Mlp {
         hidden_dim,
         out_dim,
@@ -359,7 +367,6 @@ fn invariance_propagation_learns_on_the_whole_set(name: &str, margin: f64) {
     };
     method.n_background = 800;
     method.ramp_epochs = 30;
-    config.eval.online_probe = false;
     let rows = run_stopping(name, config, Some(IP_EPOCHS));
     judge(name, Check::Knn(len(1000, IP_EPOCHS, margin), None), &rows);
 }
@@ -392,15 +399,11 @@ fn invariance_propagation_unmix_learns() {
 /// 33% of 50,000), everything else as configured: batch 32, 16 epochs with the ×0.1 steps at
 /// 10, 13 and 15; kNN on the projection over the config's 2,000 test images.
 fn insdis_learns_on_the_whole_set(name: &str, margin: f64) {
-    let mut config =
-        TrainConfig::load(&root().join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
-    config.data.path = root().join(&config.data.path);
-    config.data.train_per_class = Some(1000);
+    let mut config = on_the_whole_set(name);
     let unmix_train::methods::MethodConfig::Insdis(method) = &mut config.method else {
         panic!("{name}: not an InsDis config");
     };
     method.nce_k = 4096;
-    config.eval.online_probe = false;
     let epochs = config.optim.epochs;
     let rows = run(name, config);
     judge(name, Check::Knn(len(1000, epochs, margin), None), &rows);
