@@ -447,8 +447,10 @@ fn cmc_unmix_learns() {
 /// Measured (docs/methods.md, "The demo's settings at CPU scale"), kNN gain over random init:
 /// 6 epochs, seed 0 +11.30 (MoCo) and +13.10 (with Un-Mix), seed 1 −3.00 and +1.10; 10 epochs,
 /// seed 1, MoCo +0.30 and Un-Mix +3.50. Margins are about half of seed 0's gains, as for the other learn tests;
-/// on seed 1 (random-init kNN 61.5%, high) MoCo does not gain at these lengths, so these tests
-/// do not yet show learning that holds over seeds (issue 11, item 7).
+/// on seed 1 (random-init kNN 61.5%, high) MoCo does not gain at these lengths against the
+/// monitor's fresh encoder. Against the random-init encoder with the data's batch-norm
+/// statistics, the quick tests below gain on 7 (MoCo) and 6 (Un-Mix) of 8 seeds at 3 epochs,
+/// and on the other seeds at 6 (issue 11, item 7).
 ///
 /// Why not in CI's budget: at these settings kNN first dips below random init, by an amount
 /// that depends on the seed's random-init kNN, and climbs back only after a few hundred steps;
@@ -458,12 +460,32 @@ fn cmc_unmix_learns() {
 /// unmix-train --test learns demo_settings -- --ignored --nocapture` measures one seed.
 fn check_demo_settings(name: &str, check: Check) {
     let (Check::Knn(length, _) | Check::LossFalls(length, _)) = check;
-    let work =
-        std::env::temp_dir().join(format!("unmix-learns-data-{name}-{}", std::process::id()));
+    let (work, config) = demo_settings(name, length.per_class, 128, length.epochs);
+    let label = format!("cifar10/{name} at the demo's settings");
+    let rows = run(&format!("cifar10_{name}"), config);
+    let _ = std::fs::remove_dir_all(&work);
+    judge(&label, check, &rows);
+}
+
+/// `configs/cifar10/<name>.toml` as written but for the CPU scale (width 8, `batch`, `epochs`),
+/// on `per_class` real Fashion-MNIST images per class (and 100 per class to test) written as
+/// CIFAR-10 binary files in a fresh folder, which is returned with the config for removal.
+fn demo_settings(
+    name: &str,
+    per_class: usize,
+    batch: usize,
+    epochs: usize,
+) -> (std::path::PathBuf, TrainConfig) {
+    // Named by length too: `--include-ignored` runs the 6-epoch and the quick test of a config
+    // side by side in one process.
+    let work = std::env::temp_dir().join(format!(
+        "unmix-learns-data-{name}-{per_class}x{epochs}-{}",
+        std::process::id()
+    ));
     let data = work.join("cifar-10-batches-bin");
     write_cifar10_dir(
         &data,
-        &cifar_shaped(Split::Train, length.per_class),
+        &cifar_shaped(Split::Train, per_class),
         &cifar_shaped(Split::Test, 100),
     );
     let mut config =
@@ -472,12 +494,60 @@ fn check_demo_settings(name: &str, check: Check) {
     config.data.num_workers = 1;
     config.run.device = "cpu".into();
     config.model.backbone.width = 8;
-    config.optim.batch_size = 128;
-    config.optim.epochs = length.epochs;
-    let label = format!("cifar10/{name} at the demo's settings");
-    let rows = run(&format!("cifar10_{name}"), config);
+    config.optim.batch_size = batch;
+    config.optim.epochs = epochs;
+    (work, config)
+}
+
+/// The demo's settings at CI's length (issue 11, item 7): `configs/cifar10/<name>.toml` as
+/// written (see [`check_demo_settings`]) on 200 images per class in CIFAR-10 binary files,
+/// width 8, batch 64, 3 epochs (96 steps), judged against the random-init encoder with its
+/// batch norms' running statistics estimated from the data.
+///
+/// Why that baseline: the kNN monitor's "random init" row evaluates a fresh encoder, whose
+/// running statistics are still 0 and 1, so every batch norm is close to the identity in
+/// evaluation mode; the trained encoder is evaluated with statistics of the data. The two then
+/// differ in more than the trained weights, and at these settings the fresh one scores 45–61%,
+/// 8–19 points above the same weights with the data's statistics (34–48%), by an amount that
+/// depends on the seed, which is how seed 1 seemed to lose points in the tests above. The
+/// baseline here is the same config and seed run one epoch at learning rate 1e-12 (the weights
+/// unchanged to f32 precision, the running statistics the data's), as
+/// `linear_evaluation_of_a_trained_encoder_beats_random_init` does; both kNN figures are
+/// printed.
+///
+/// Measured over seeds 0–7 (docs/methods.md, "The demo's settings at CPU scale"), baseline →
+/// 3 epochs: MoCo gains +13.70 (seed 0), +15.50, +10.40, +11.70, +6.40, +0.00, +11.70, +5.60;
+/// with Un-Mix +12.90 (seed 0), +9.30, +20.00, +14.00, +7.40, +1.40, +19.50, +2.30. The margins
+/// are about 40% of seed 0's gains; seed 5 (and seed 7 with Un-Mix) would fail them at this
+/// length and pass at 6 epochs (MoCo +7.60 and +5.70, Un-Mix +8.30 and +8.10), twice CI's time.
+fn demo_settings_beat_calibrated_random_init(name: &str, margin: f64) {
+    let (work, config) = demo_settings(name, 200, 64, 3);
+    let mut baseline = config.clone();
+    baseline.optim.epochs = 1;
+    baseline.optim.lr = 1e-12;
+    let baseline_rows = run(&format!("cifar10_{name}_quick_random_init"), baseline);
+    let rows = run(&format!("cifar10_{name}_quick"), config);
     let _ = std::fs::remove_dir_all(&work);
-    judge(&label, check, &rows);
+    let (fresh, calibrated) = first_and_last_knn(name, &baseline_rows);
+    let (_, trained) = first_and_last_knn(name, &rows);
+    let gain = trained - calibrated;
+    eprintln!(
+        "cifar10/{name} at the demo's settings (200/class x 3 epochs, batch 64): kNN top-1 random init {calibrated:.2}% with the data's batch-norm statistics ({fresh:.2}% with fresh ones), trained {trained:.2}% ({gain:+.2} points)"
+    );
+    assert!(
+        gain >= margin,
+        "cifar10/{name}: kNN gain {gain:.2} points < {margin} (random init with the data's batch-norm statistics {calibrated:.2}%, trained {trained:.2}%)"
+    );
+}
+
+#[test]
+fn moco_demo_settings_learn_quickly_on_cifar_files() {
+    demo_settings_beat_calibrated_random_init("moco", 5.0);
+}
+
+#[test]
+fn moco_unmix_demo_settings_learn_quickly_on_cifar_files() {
+    demo_settings_beat_calibrated_random_init("moco_unmix", 4.5);
 }
 
 /// The length of the demo-settings runs.
