@@ -521,7 +521,8 @@ fn demo_settings(
 /// are about 40% of seed 0's gains; seed 5 (and seed 7 with Un-Mix) would fail them at this
 /// length and pass at 6 epochs (MoCo +7.60 and +5.70, Un-Mix +8.30 and +8.10), twice CI's time.
 fn demo_settings_beat_calibrated_random_init(name: &str, margin: f64) {
-    let (work, config) = demo_settings(name, 200, 64, 3);
+    let (per_class, batch, epochs) = DEMO_QUICK_LENGTH;
+    let (work, config) = demo_settings(name, per_class, batch, epochs);
     let mut baseline = config.clone();
     baseline.optim.epochs = 1;
     baseline.optim.lr = 1e-12;
@@ -532,13 +533,16 @@ fn demo_settings_beat_calibrated_random_init(name: &str, margin: f64) {
     let (_, trained) = first_and_last_knn(name, &rows);
     let gain = trained - calibrated;
     eprintln!(
-        "cifar10/{name} at the demo's settings (200/class x 3 epochs, batch 64): kNN top-1 random init {calibrated:.2}% with the data's batch-norm statistics ({fresh:.2}% with fresh ones), trained {trained:.2}% ({gain:+.2} points)"
+        "cifar10/{name} at the demo's settings ({per_class}/class x {epochs} epochs, batch {batch}): kNN top-1 random init {calibrated:.2}% with the data's batch-norm statistics ({fresh:.2}% with fresh ones), trained {trained:.2}% ({gain:+.2} points)"
     );
     assert!(
         gain >= margin,
         "cifar10/{name}: kNN gain {gain:.2} points < {margin} (random init with the data's batch-norm statistics {calibrated:.2}%, trained {trained:.2}%)"
     );
 }
+
+/// The quick demo-settings runs: images per class, batch, epochs (96 steps).
+const DEMO_QUICK_LENGTH: (usize, usize, usize) = (200, 64, 3);
 
 #[test]
 #[ignore = "CI runs the Un-Mix variant, which trains this loss too; `cargo xtask test --full` runs it (docs/methods.md)"]
