@@ -18,6 +18,12 @@
 //! backend keeps about one core busy, so on CI's 2 cores two runs side by side take about as
 //! long as one alone (docs/benchmarks.md, "Concurrent runs").
 //!
+//! A few tests judge against the random-init encoder with the data's batch-norm statistics
+//! rather than the fresh one of the kNN monitor's first row, whose statistics are still 0 and 1
+//! ([`random_init_knn`]): the CIFAR-demo settings, InsDis on 2,000 images, and Invariance
+//! Propagation + Un-Mix. The fresh encoder scores 4–20 points above that baseline, by an amount
+//! that depends on the seed, so against it those runs seemed to lose.
+//!
 //! BYOL learns more slowly than the contrastive methods (its kNN accuracy first dips below
 //! random init), so its runs are the longest here and keep the config's warm-up, the setting
 //! that held best over three seeds (docs/methods.md, BYOL).
@@ -42,6 +48,21 @@ fn train(
     epochs: usize,
     max_warmup_steps: Option<usize>,
 ) -> Vec<EpochRecord> {
+    run(
+        name,
+        fashion_config(name, per_class, epochs, max_warmup_steps),
+    )
+}
+
+/// `configs/fashion_mnist/<name>.toml` on `per_class` images per class (100 per class to test)
+/// for `epochs` epochs, with the config's warm-up capped at `max_warmup_steps` (`None`: as
+/// configured), without the online probe.
+fn fashion_config(
+    name: &str,
+    per_class: usize,
+    epochs: usize,
+    max_warmup_steps: Option<usize>,
+) -> TrainConfig {
     let mut config =
         TrainConfig::load(&root().join(format!("configs/fashion_mnist/{name}.toml"))).unwrap();
     config.data.path = root().join(&config.data.path);
@@ -54,7 +75,7 @@ fn train(
     if let Some(cap) = max_warmup_steps {
         config.optim.warmup_steps = config.optim.warmup_steps.min(cap);
     }
-    run(name, config)
+    config
 }
 
 /// Runs `config` (kNN only at random init and after the last epoch) and returns its
@@ -216,7 +237,11 @@ fn first_and_last_knn(name: &str, rows: &[EpochRecord]) -> (f64, f64) {
 // CI's budget (20 minutes on 2 cores, build included) leaves about 5 minutes for these runs.
 // BYOL needs about 1,000 steps before its kNN accuracy rises above random init (it first dips),
 // more than 7 minutes per run here, so CI checks that BYOL's regression loss falls over a short
-// run and `cargo xtask test --full` checks its kNN gain at full length.
+// run and `cargo xtask test --full` checks its kNN gain at full length. Against the random-init
+// encoder with the data's batch-norm statistics ([`random_init_knn`]) the CI-length runs gain on
+// three seeds of four but not on seed 0 (`byol` +0.20, `byol_unmix` −3.90; docs/methods.md,
+// "The other learn tests against the data's statistics"), so that baseline does not make a kNN
+// check possible at CI's length either.
 
 // BYOL's regression loss (2 − 2·cos, both directions) over 200 images per class × 2 epochs fell
 // by 0.287 and 0.246 (`byol`, seeds 0 and 1) and 0.279 (`byol_unmix`, seed 0), while its kNN
@@ -328,9 +353,13 @@ fn swav_unmix_loss_goes_down() {
 // 33). That takes 32 epochs of 10,000 images (about 35 minutes a run on one core), far over CI's
 // budget, so `invariance_propagation_learns` runs under `cargo xtask test --full` only. The
 // margin is about half of the measured gain, as for the other learn tests. With Un-Mix (our
-// definition for memory banks) the same setting stays below random init (seed 0: 48.20 at epoch
-// 32, 51.95 at 40; docs/methods.md, "Measured: Invariance Propagation with and without Un-Mix"),
-// so its test asks for the gain the config is for and stays out of `--full` too.
+// definition for memory banks) the same setting stays below the fresh random-init encoder
+// (seed 0: 48.20 at epoch 32, 51.95 at 40; docs/methods.md, "Measured: Invariance Propagation
+// with and without Un-Mix") but gains over the random-init encoder with the data's batch-norm
+// statistics ([`random_init_knn`]) on every seed of three by epoch 40: +4.65, +4.65 and +15.50
+// (+0.90, +2.05 and +17.10 at 32; docs/methods.md, "The learn tests against the data's
+// statistics"). So its test runs 40 epochs (about 70 minutes on one core) against that
+// baseline, with a margin of half seed 0's gain, under `--full` too.
 const IP_EPOCHS: usize = 32;
 
 /// `configs/fashion_mnist/<name>.toml` on all 10,000 embedded training images (the config's
@@ -347,9 +376,9 @@ fn on_the_whole_set(name: &str) -> TrainConfig {
 /// `configs/fashion_mnist/<name>.toml` with the settings where Invariance Propagation learns on
 /// the embedded set: all 10,000 training images, a background of 800 (8% of the bank, CIFAR's
 /// 4,096 of 50,000), the 512 → 128 head and batch 128 of `configs/cifar10`, the 800-epoch
-/// cosine (about constant here) with propagation from epoch 31, stopped after [`IP_EPOCHS`];
-/// kNN on the projection over the config's 2,000 test images.
-fn invariance_propagation_learns_on_the_whole_set(name: &str, margin: f64) {
+/// cosine (about constant here) with propagation from epoch 31 (the run is stopped early); kNN
+/// on the projection over the config's 2,000 test images.
+fn invariance_propagation_on_the_whole_set(name: &str) -> TrainConfig {
     let mut config = on_the_whole_set(name);
     if let unmix_models::HeadConfig::Mlp {
         hidden_dim,
@@ -367,20 +396,28 @@ fn invariance_propagation_learns_on_the_whole_set(name: &str, margin: f64) {
     };
     method.n_background = 800;
     method.ramp_epochs = 30;
-    let rows = run_stopping(name, config, Some(IP_EPOCHS));
-    judge(name, Check::Knn(len(1000, IP_EPOCHS, margin), None), &rows);
+    config
 }
 
 #[test]
 #[ignore = "Invariance Propagation learns after ~35 minutes on the whole embedded set; `cargo xtask test --full` (docs/methods.md)"]
 fn invariance_propagation_learns() {
-    invariance_propagation_learns_on_the_whole_set("invariance_propagation", 3.5);
+    let name = "invariance_propagation";
+    let config = invariance_propagation_on_the_whole_set(name);
+    let rows = run_stopping(name, config, Some(IP_EPOCHS));
+    judge(name, Check::Knn(len(1000, IP_EPOCHS, 3.5), None), &rows);
 }
 
+/// Invariance Propagation + Un-Mix's epochs on the whole set.
+const IP_UNMIX_EPOCHS: usize = 40;
+
 #[test]
-#[ignore = "Invariance Propagation + Un-Mix stays below random init on the whole embedded set (docs/methods.md)"]
+#[ignore = "Invariance Propagation + Un-Mix learns after ~70 minutes on the whole embedded set; `cargo xtask test --full` (docs/methods.md)"]
 fn invariance_propagation_unmix_learns() {
-    invariance_propagation_learns_on_the_whole_set("invariance_propagation_unmix", 3.5);
+    let name = "invariance_propagation_unmix";
+    let config = invariance_propagation_on_the_whole_set(name);
+    let label = format!("{name} (1000/class x {IP_UNMIX_EPOCHS} epochs)");
+    beats_calibrated_random_init(&label, name, config, Some(IP_UNMIX_EPOCHS), 2.3);
 }
 
 // InsDis (softmax-CE, the README's command) learns on two seeds of three at its config's length
@@ -415,8 +452,27 @@ fn insdis_learns() {
     insdis_learns_on_the_whole_set("insdis", 2.5);
 }
 
+/// InsDis (`configs/fashion_mnist/insdis.toml`) on 2,000 images for 8 epochs (16 under
+/// `--full`, the config's), against the random-init encoder with the data's batch-norm
+/// statistics ([`random_init_knn`]): the fresh encoder scores 13–19 points above that baseline
+/// here, which hid InsDis' learning at this length (docs/methods.md, "The other learn tests
+/// against the data's statistics"). Measured, baseline → trained: 8 epochs, seeds 0–3, +12.80,
+/// +13.70, +20.90, +11.60 (4 epochs: +4.40, +1.80, +10.80, +6.60); 16 epochs, seeds 0–2,
+/// +16.50, +19.90, +19.70. Margins about half of seed 0's gains. CI runs InsDis without Un-Mix,
+/// which loses on seed 0 (below).
 #[test]
-#[ignore = "InsDis + Un-Mix loses kNN on average at CPU scale (docs/methods.md)"]
+fn insdis_learns_against_calibrated_random_init() {
+    let (epochs, margin) = match std::env::var("UNMIX_LEARNS").as_deref() {
+        Ok("full") => (16, 8.0),
+        _ => (8, 6.4),
+    };
+    let label = format!("insdis (200/class x {epochs} epochs)");
+    let config = fashion_config("insdis", 200, epochs, None);
+    beats_calibrated_random_init(&label, "insdis_part", config, None, margin);
+}
+
+#[test]
+#[ignore = "InsDis + Un-Mix loses kNN on seed 0 at CPU scale, against either random-init baseline (docs/methods.md)"]
 fn insdis_unmix_learns() {
     learns("insdis_unmix", len(400, 16, 2.0), None);
 }
@@ -435,36 +491,6 @@ fn cmc_learns() {
 #[ignore = "CMC's colour view is empty on grey Fashion-MNIST (docs/methods.md)"]
 fn cmc_unmix_learns() {
     learns("cmc_unmix", len(400, 16, 2.0), None);
-}
-
-/// The authors' CIFAR-demo settings on the CIFAR binary path (issue 11): `configs/cifar10/<name>`
-/// as written (symmetric loss, linear head to 128-d, K 4,096, m 0.99, T 0.1, split BN 8 with
-/// shuffle-BN, the demo's stem initialisation, SGD 0.06 with wd 5e-4, cosine counted from 1, kNN
-/// k 200 t 0.1 on the projection) on real Fashion-MNIST images written as CIFAR-10 binary files
-/// (`support/cifar_files.rs`), at the CPU scale of the issue's whole runs: width 8, batch 128,
-/// 5,000 training images (500 per class), 6 epochs, 1,000 test images.
-///
-/// Measured (docs/methods.md, "The demo's settings at CPU scale"), kNN gain over random init:
-/// 6 epochs, seed 0 +11.30 (MoCo) and +13.10 (with Un-Mix), seed 1 −3.00 and +1.10; 10 epochs,
-/// seed 1, MoCo +0.30 and Un-Mix +3.50. Margins are about half of seed 0's gains, as for the other learn tests;
-/// on seed 1 (random-init kNN 61.5%, high) MoCo does not gain at these lengths against the
-/// monitor's fresh encoder. Against the random-init encoder with the data's batch-norm
-/// statistics, the quick tests below gain on 7 (MoCo) and 6 (Un-Mix) of 8 seeds at 3 epochs,
-/// and on the other seeds at 6 (issue 11, item 7).
-///
-/// Why not in CI's budget: at these settings kNN first dips below random init, by an amount
-/// that depends on the seed's random-init kNN, and climbs back only after a few hundred steps;
-/// no run short enough for CI (≤ 5 minutes) gained on every seed tried (12 runs of 45 to 300
-/// steps, K 256 to 1,024, lr as configured or scaled to the batch: from +13.8 to −12.1 points).
-/// `cargo xtask test --full` runs these two tests; `UNMIX_LEARNS_SEED=N cargo test -p
-/// unmix-train --test learns demo_settings -- --ignored --nocapture` measures one seed.
-fn check_demo_settings(name: &str, check: Check) {
-    let (Check::Knn(length, _) | Check::LossFalls(length, _)) = check;
-    let (work, config) = demo_settings(name, length.per_class, 128, length.epochs);
-    let label = format!("cifar10/{name} at the demo's settings");
-    let rows = run(&format!("cifar10_{name}"), config);
-    let _ = std::fs::remove_dir_all(&work);
-    judge(&label, check, &rows);
 }
 
 /// `configs/cifar10/<name>.toml` as written but for the CPU scale (width 8, `batch`, `epochs`),
@@ -499,77 +525,116 @@ fn demo_settings(
     (work, config)
 }
 
-/// The demo's settings at CI's length (issue 11, item 7): `configs/cifar10/<name>.toml` as
-/// written (see [`check_demo_settings`]) on 200 images per class in CIFAR-10 binary files,
-/// width 8, batch 64, 3 epochs (96 steps), judged against the random-init encoder with its
-/// batch norms' running statistics estimated from the data.
+/// kNN top-1 of `config`'s encoder at random initialisation: fresh (the monitor's epoch-0 row)
+/// and with its batch norms' running statistics estimated from the data. The second is the same
+/// config and seed at learning rate 1e-12 (the weights unchanged to f32 precision; the config
+/// checks for a positive rate), stopped after its first epoch, as
+/// `linear_evaluation_of_a_trained_encoder_beats_random_init` builds its baseline.
 ///
-/// Why that baseline: the kNN monitor's "random init" row evaluates a fresh encoder, whose
-/// running statistics are still 0 and 1, so every batch norm is close to the identity in
-/// evaluation mode; the trained encoder is evaluated with statistics of the data. The two then
-/// differ in more than the trained weights, and at these settings the fresh one scores 45–61%,
-/// 8–19 points above the same weights with the data's statistics (34–48%), by an amount that
-/// depends on the seed, which is how seed 1 seemed to lose points in the tests above. The
-/// baseline here is the same config and seed run one epoch at learning rate 1e-12 (the weights
-/// unchanged to f32 precision, the running statistics the data's), as
-/// `linear_evaluation_of_a_trained_encoder_beats_random_init` does; both kNN figures are
-/// printed.
-///
-/// Measured over seeds 0–7 (docs/methods.md, "The demo's settings at CPU scale"), baseline →
-/// 3 epochs: MoCo gains +13.70 (seed 0), +15.50, +10.40, +11.70, +6.40, +0.00, +11.70, +5.60;
-/// with Un-Mix +12.90 (seed 0), +9.30, +20.00, +14.00, +7.40, +1.40, +19.50, +2.30. The margins
-/// are about 40% of seed 0's gains; seed 5 (and seed 7 with Un-Mix) would fail them at this
-/// length and pass at 6 epochs (MoCo +7.60 and +5.70, Un-Mix +8.30 and +8.10), twice CI's time.
-fn demo_settings_beat_calibrated_random_init(name: &str, margin: f64) {
-    let (per_class, batch, epochs) = DEMO_QUICK_LENGTH;
-    let (work, config) = demo_settings(name, per_class, batch, epochs);
+/// Why that baseline: a fresh encoder's running statistics are still 0 and 1, so every batch
+/// norm is close to the identity in evaluation mode, while a trained encoder is evaluated with
+/// statistics of the data; the two then differ in more than the trained weights. At the demo's
+/// settings the fresh encoder scores 45–61%, 8–19 points above the same weights with the data's
+/// statistics (34–48%), by an amount that depends on the seed, which is how seed 1 seemed to
+/// lose points there (docs/methods.md, "The demo's settings at CPU scale").
+fn random_init_knn(name: &str, config: &TrainConfig) -> (f64, f64) {
     let mut baseline = config.clone();
-    baseline.optim.epochs = 1;
     baseline.optim.lr = 1e-12;
-    let baseline_rows = run(&format!("cifar10_{name}_quick_random_init"), baseline);
-    let rows = run(&format!("cifar10_{name}_quick"), config);
-    let _ = std::fs::remove_dir_all(&work);
-    let (fresh, calibrated) = first_and_last_knn(name, &baseline_rows);
-    let (_, trained) = first_and_last_knn(name, &rows);
+    // Stopped rather than shortened, so that the schedule (and Invariance Propagation's 800-epoch
+    // cosine with its ramp) is the trained run's.
+    let rows = run_stopping(&format!("{name}_random_init"), baseline, Some(1));
+    first_and_last_knn(name, &rows)
+}
+
+/// Trains `config` (stopped after `stop_after` epochs when given) and checks that its kNN top-1
+/// gains at least `margin` points over the same encoder at random initialisation with the data's
+/// batch-norm statistics ([`random_init_knn`]); prints both baselines under `label`.
+fn beats_calibrated_random_init(
+    label: &str,
+    name: &str,
+    config: TrainConfig,
+    stop_after: Option<usize>,
+    margin: f64,
+) {
+    let (fresh, calibrated) = random_init_knn(name, &config);
+    let (_, trained) = first_and_last_knn(name, &run_stopping(name, config, stop_after));
     let gain = trained - calibrated;
     eprintln!(
-        "cifar10/{name} at the demo's settings ({per_class}/class x {epochs} epochs, batch {batch}): kNN top-1 random init {calibrated:.2}% with the data's batch-norm statistics ({fresh:.2}% with fresh ones), trained {trained:.2}% ({gain:+.2} points)"
+        "{label}: kNN top-1 random init {calibrated:.2}% with the data's batch-norm statistics ({fresh:.2}% with fresh ones), trained {trained:.2}% ({gain:+.2} points)"
     );
     assert!(
         gain >= margin,
-        "cifar10/{name}: kNN gain {gain:.2} points < {margin} (random init with the data's batch-norm statistics {calibrated:.2}%, trained {trained:.2}%)"
+        "{label}: kNN gain {gain:.2} points < {margin} (random init with the data's batch-norm statistics {calibrated:.2}%, trained {trained:.2}%)"
     );
 }
 
-/// The quick demo-settings runs: images per class, batch, epochs (96 steps).
+/// The authors' CIFAR-demo settings on the CIFAR binary path (issue 11, item 7):
+/// `configs/cifar10/<name>.toml` as written (symmetric loss, linear head to 128-d, K 4,096, m
+/// 0.99, T 0.1, split BN 8 with shuffle-BN, the demo's stem initialisation, SGD 0.06 with wd
+/// 5e-4, cosine counted from 1, kNN k 200 t 0.1 on the projection) on `per_class` real
+/// Fashion-MNIST images per class written as CIFAR-10 binary files (`support/cifar_files.rs`),
+/// width 8, 1,000 test images, judged against the random-init encoder with the data's
+/// batch-norm statistics ([`random_init_knn`]).
+fn demo_settings_beat_calibrated_random_init(
+    name: &str,
+    (per_class, batch, epochs): (usize, usize, usize),
+    margin: f64,
+) {
+    let (work, config) = demo_settings(name, per_class, batch, epochs);
+    beats_calibrated_random_init(
+        &format!(
+            "cifar10/{name} at the demo's settings ({per_class}/class x {epochs} epochs, batch {batch})"
+        ),
+        // Named by length: `--include-ignored` runs both lengths of a config side by side.
+        &format!("cifar10_{name}_{per_class}x{epochs}"),
+        config,
+        None,
+        margin,
+    );
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The demo's settings at CI's length: images per class, batch, epochs (96 steps).
+///
+/// Measured over seeds 0–7 (docs/methods.md, "The demo's settings at CPU scale"), random init
+/// with the data's statistics → 3 epochs: MoCo gains +13.70 (seed 0), +15.50, +10.40, +11.70,
+/// +6.40, +0.00, +11.70, +5.60; with Un-Mix +12.90 (seed 0), +9.30, +20.00, +14.00, +7.40,
+/// +1.40, +19.50, +2.30. The margins are about 40% of seed 0's gains; seed 5 (and seed 7 with
+/// Un-Mix) would fail them at this length and pass at 6 epochs (MoCo +7.60 and +5.70, Un-Mix
+/// +8.30 and +8.10), twice CI's time.
 const DEMO_QUICK_LENGTH: (usize, usize, usize) = (200, 64, 3);
 
 #[test]
 #[ignore = "CI runs the Un-Mix variant, which trains this loss too; `cargo xtask test --full` runs it (docs/methods.md)"]
 fn moco_demo_settings_learn_quickly_on_cifar_files() {
-    demo_settings_beat_calibrated_random_init("moco", 5.0);
+    demo_settings_beat_calibrated_random_init("moco", DEMO_QUICK_LENGTH, 5.0);
 }
 
 #[test]
 fn moco_unmix_demo_settings_learn_quickly_on_cifar_files() {
-    demo_settings_beat_calibrated_random_init("moco_unmix", 4.5);
+    demo_settings_beat_calibrated_random_init("moco_unmix", DEMO_QUICK_LENGTH, 4.5);
 }
 
-/// The length of the demo-settings runs.
-const DEMO_LENGTH: (usize, usize) = (500, 6);
+/// The demo's settings at the CPU scale of the issue's whole runs: images per class, batch,
+/// epochs (234 steps), about 15 minutes a run on 2 cores, so `cargo xtask test --full` only.
+///
+/// Measured (docs/methods.md, "The demo's settings at CPU scale"), random init with the data's
+/// statistics → 6 epochs (2026-12-06): MoCo 39.40 → 63.10 (+23.70) on seed 0 and 43.00 →
+/// 58.50 (+15.50) on seed 1; with Un-Mix 39.00 → 65.00 (+26.00) and 42.80 → 62.30 (+19.50).
+/// Against the monitor's fresh encoder (51.80% and 61.50%) the same runs gain +11.30 and +13.20
+/// on seed 0 but −3.00 and +0.80 on seed 1. The margins are about half of seed 0's gains.
+const DEMO_LENGTH: (usize, usize, usize) = (500, 128, 6);
 
 #[test]
-#[ignore = "about 15 minutes per run on 2 cores, over CI's budget; seed 1 does not gain (docs/methods.md): `cargo xtask test --full` runs it"]
+#[ignore = "about 15 minutes per run on 2 cores, over CI's budget: `cargo xtask test --full` runs it (docs/methods.md)"]
 fn moco_demo_settings_learn_on_cifar_files() {
-    let (per_class, epochs) = DEMO_LENGTH;
-    check_demo_settings("moco", Check::Knn(len(per_class, epochs, 5.5), None));
+    demo_settings_beat_calibrated_random_init("moco", DEMO_LENGTH, 11.5);
 }
 
 #[test]
-#[ignore = "about 15 minutes per run on 2 cores, over CI's budget; seed 1 does not gain (docs/methods.md): `cargo xtask test --full` runs it"]
+#[ignore = "about 15 minutes per run on 2 cores, over CI's budget: `cargo xtask test --full` runs it (docs/methods.md)"]
 fn moco_unmix_demo_settings_learn_on_cifar_files() {
-    let (per_class, epochs) = DEMO_LENGTH;
-    check_demo_settings("moco_unmix", Check::Knn(len(per_class, epochs, 6.5), None));
+    demo_settings_beat_calibrated_random_init("moco_unmix", DEMO_LENGTH, 13.0);
 }
 
 /// Top-1 (%) of `unmix eval --protocol <protocol> --epochs <epochs>` on the run in `run_dir`.

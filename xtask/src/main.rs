@@ -214,8 +214,8 @@ fn test(full: bool) -> Result<(), Failed> {
     if full {
         // Learn tests ignored in CI's run: the CIFAR-demo settings (about 15 minutes each), the
         // methods without Un-Mix (CI runs the Un-Mix variants, whose loss contains the plain
-        // one), and Invariance Propagation (about 35 minutes) and InsDis on the whole embedded
-        // set (tests/learns.rs). The same build runs them here.
+        // one), and Invariance Propagation with and without Un-Mix (about 35 and 70 minutes)
+        // and InsDis on the whole embedded set (tests/learns.rs). The same build runs them here.
         let mut ignored = linted_cargo()?;
         ignored.args(["test", "-p", "unmix-train", "--features", ALL_BACKENDS]);
         ignored.args(["--test", "learns", "--"]);
@@ -224,6 +224,7 @@ fn test(full: bool) -> Result<(), Failed> {
             "without_unmix",
             "demo_settings",
             "invariance_propagation_learns",
+            "invariance_propagation_unmix_learns",
             "insdis_learns",
         ]);
         ignored.env("UNMIX_LEARNS", "full");
