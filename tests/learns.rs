@@ -1,14 +1,17 @@
 //! It must learn: for every method, with and without Un-Mix, a short pre-training on real
 //! Fashion-MNIST images raises the weighted kNN accuracy clearly above the same encoder at
-//! random initialisation. Two exceptions, each explained below: SwAV does not yet (its kNN
-//! tests are ignored and its loss must go down), and BYOL needs longer than CI's budget (CI
+//! random initialisation. The exceptions, each explained below: SwAV does not yet (its kNN
+//! tests are ignored and its loss must go down); BYOL needs longer than CI's budget (CI
 //! checks its loss goes down; `cargo xtask test --full`, i.e. `UNMIX_LEARNS=full`, checks its
-//! kNN gain and runs every test at the length docs/methods.md records).
+//! kNN gain and runs every test at the length docs/methods.md records); Invariance Propagation
+//! learns only on the whole embedded set (`--full`); InsDis + Un-Mix does not on the configs'
+//! seed; CMC needs colour images.
 //!
-//! CI runs each method's Un-Mix variant only: its loss is the plain method's term plus the
-//! mixture's, so one run trains both, and the runs without Un-Mix (`*_without_unmix_*`, ignored)
-//! would double CI's longest phase for a path that `tests/methods.rs` and `tests/configs_run.rs`
-//! already exercise. `cargo xtask test --full` runs them too.
+//! CI runs each method's Un-Mix variant only (InsDis: the plain one): its loss is the plain
+//! method's term plus the mixture's, so one run trains both, and the runs without Un-Mix
+//! (`*_without_unmix_*`, ignored) would double CI's longest phase for a path that
+//! `tests/methods.rs` and `tests/configs_run.rs` already exercise. `cargo xtask test --full`
+//! runs them too.
 //!
 //! Each test runs the method's own config from `configs/fashion_mnist/` on part of the embedded
 //! set for a few epochs. Margins are about half the gain observed with exactly these settings
@@ -357,7 +360,7 @@ fn swav_unmix_loss_goes_down() {
 // (seed 0: 48.20 at epoch 32, 51.95 at 40; docs/methods.md, "Measured: Invariance Propagation
 // with and without Un-Mix") but gains over the random-init encoder with the data's batch-norm
 // statistics ([`random_init_knn`]) on every seed of three by epoch 40: +4.65, +4.65 and +15.50
-// (+0.90, +2.05 and +17.10 at 32; docs/methods.md, "The learn tests against the data's
+// (+0.90, +2.05 and +17.10 at 32; docs/methods.md, "The other learn tests against the data's
 // statistics"). So its test runs 40 epochs (about 70 minutes on one core) against that
 // baseline, with a margin of half seed 0's gain, under `--full` too.
 const IP_EPOCHS: usize = 32;
