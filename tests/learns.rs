@@ -166,10 +166,12 @@ enum Check {
 /// Runs `short` unless `UNMIX_LEARNS=full` (`cargo xtask test --full`), then `full`. CI runs
 /// the short checks; the full ones are those docs/methods.md records.
 fn chosen(short: Check, full: Check) -> Check {
-    match std::env::var("UNMIX_LEARNS").as_deref() {
-        Ok("full") => full,
-        _ => short,
-    }
+    if full_length() { full } else { short }
+}
+
+/// Whether `UNMIX_LEARNS=full` (`cargo xtask test --full`) asks for the full lengths.
+fn full_length() -> bool {
+    std::env::var("UNMIX_LEARNS").as_deref() == Ok("full")
 }
 
 /// Trains `configs/fashion_mnist/<name>.toml` at the chosen length and judges the run.
@@ -469,10 +471,7 @@ fn insdis_learns() {
 /// which loses on seed 0 (below).
 #[test]
 fn insdis_learns_against_calibrated_random_init() {
-    let (epochs, margin) = match std::env::var("UNMIX_LEARNS").as_deref() {
-        Ok("full") => (16, 8.0),
-        _ => (8, 6.4),
-    };
+    let (epochs, margin) = if full_length() { (16, 8.0) } else { (8, 6.4) };
     let label = format!("insdis (200/class x {epochs} epochs)");
     let config = fashion_config("insdis", 200, epochs, None);
     beats_calibrated_random_init(&label, "insdis_part", config, None, margin);
