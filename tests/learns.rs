@@ -465,13 +465,15 @@ fn insdis_learns() {
 /// `--full`, the config's), against the random-init encoder with the data's batch-norm
 /// statistics ([`random_init_knn`]): the fresh encoder scores 13–19 points above that baseline
 /// here, which hid InsDis' learning at this length (docs/methods.md, "The other learn tests
-/// against the data's statistics"). Measured, baseline → trained: 8 epochs, seeds 0–3, +12.80,
-/// +13.70, +20.90, +11.60 (4 epochs: +4.40, +1.80, +10.80, +6.60); 16 epochs, seeds 0–2,
-/// +16.50, +19.90, +19.70. Margins about half of seed 0's gains. CI runs InsDis without Un-Mix,
-/// which loses on seed 0 (below).
+/// against the data's statistics"). Measured, baseline → trained, on two machines on which the
+/// same seed trains differently ("Learn tests on another machine" there):
+/// 8 epochs, seeds 0–3, +12.80, +13.70, +20.90, +11.60 on one and +6.20, +7.90, +20.00, +6.70 on
+/// the other; 16 epochs +16.50, +19.90, +19.70 (seeds 0–2) and +11.70, +11.40 (seeds 0 and 3).
+/// Margins about half of the smallest gain at each length. CI runs InsDis without Un-Mix, which
+/// loses on seed 0 (below).
 #[test]
 fn insdis_learns_against_calibrated_random_init() {
-    let (epochs, margin) = if full_length() { (16, 8.0) } else { (8, 6.4) };
+    let (epochs, margin) = if full_length() { (16, 5.5) } else { (8, 3.0) };
     let label = format!("insdis (200/class x {epochs} epochs)");
     let config = fashion_config("insdis", 200, epochs, None);
     beats_calibrated_random_init(&label, "insdis_part", config, None, margin);
