@@ -4,6 +4,8 @@
 //! - [`ResNet`]: any `(block, layers)` ResNet — ResNet-18/34 (basic blocks), ResNet-50
 //!   (bottleneck) — with the CIFAR or ImageNet stem and a width setting, built on
 //!   [`SplitBatchNorm`] (the MoCo CIFAR demo's split BN; one split is plain batch norm).
+//! - [`batch_norm_train_fused`]: training-mode batch norm as one operation with its own backward
+//!   on Burn's CPU backend (`flex` feature), Burn's op elsewhere.
 //! - [`ProjectionHead`]: the linear head of MoCo v1, the MLP heads of MoCo v2, SimCLR, SwAV and
 //!   BYOL (with or without batch norm), and BYOL's predictor.
 //! - [`Prototypes`]: SwAV's unit-norm prototype vectors.
@@ -36,6 +38,7 @@
 
 mod encoder;
 mod error;
+mod fused_batch_norm;
 mod heads;
 mod memory_bank;
 mod momentum;
@@ -49,6 +52,7 @@ mod torchvision;
 
 pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
+pub use fused_batch_norm::{BatchNormTrainStats, batch_norm_train_fused};
 pub use heads::{HeadConfig, ProjectionHead};
 pub use memory_bank::{MemoryBank, contrast_ids, sample_ids};
 pub use momentum::{momentum_update, sync_running_stats};

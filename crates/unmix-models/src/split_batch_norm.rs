@@ -1,7 +1,9 @@
 use burn::module::{Flag, Module, Param, RunningState};
 use burn::nn::Initializer;
 use burn::prelude::*;
-use burn::tensor::module::{batch_norm, batch_norm_train};
+use burn::tensor::module::batch_norm;
+
+use crate::fused_batch_norm::batch_norm_train_fused;
 
 /// Configuration of [`SplitBatchNorm`].
 #[derive(Debug, Clone)]
@@ -98,7 +100,7 @@ impl SplitBatchNorm {
             "split batch norm: batch {n} is not a multiple of {s} splits"
         );
         let grouped = input.reshape([n / s, s * c, h, w]);
-        let out = batch_norm_train(
+        let out = batch_norm_train_fused(
             grouped,
             self.gamma.val().repeat_dim(0, s),
             self.beta.val().repeat_dim(0, s),
