@@ -724,8 +724,9 @@ fn linear_evaluation_of_a_trained_encoder_beats_random_init() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
-/// About half the gain measured with exactly these settings: 17.50% at random init, 32.70%
-/// trained (docs/evaluation.md).
-const LINEAR_MARGIN: f64 = 7.0;
+/// About half the smallest gain measured with these settings: 17.50% at random init, 32.70%
+/// trained before the fused batch norm (+15.20), 25.50% with it (+8.00; seeds 1 and 2 of the
+/// same settings by `--set run.seed`: +16.70 and +8.40; docs/evaluation.md).
+const LINEAR_MARGIN: f64 = 4.0;
 /// Well above chance (10%), below the 35.00% measured with exactly these settings.
 const ONLINE_PROBE_AT_LEAST: f64 = 25.0;

@@ -6,8 +6,8 @@
 //! ten element-wise passes forward and back. Measured by layer that ran at 0.2–0.3× PyTorch's
 //! speed and was a fifth of a CPU training step (`docs/benchmarks.md`, "The step by layer").
 //! Here the forward reads the input twice (mean, then the centred variance, as Burn's default
-//! and PyTorch compute it) and writes the output once; the backward reads three times and writes once.
-//! Channels run in parallel on rayon's pool, which `flex` uses too.
+//! and PyTorch compute it) and writes the output once; the backward reads three times and
+//! writes once. Channels or images run in parallel on rayon's pool, which `flex` uses too.
 //!
 //! The operation is a Burn backend extension (`#[backend_extension]`) with an implementation for
 //! `Flex` and a handwritten backward for `Autodiff<Flex>`; on every other backend, and for
@@ -265,6 +265,7 @@ mod flex {
             output_grad: FlexTensor,
             epsilon: f64,
         ) -> (FlexTensor, FlexTensor, FlexTensor) {
+            // Only reached from an f32 forward: `applies` sends every other dtype to Burn's op.
             let shape = x.shape();
             let (n, c, s) = nc_s(&shape);
             let (xv, dyv) = (values(&x), values(&output_grad));
