@@ -14,18 +14,7 @@
 //! dtypes other than f32, [`batch_norm_train_fused`] calls Burn's `batch_norm_train`.
 
 use burn::prelude::*;
-use burn::tensor::module::batch_norm_train;
-
-/// What [`batch_norm_train_fused`] returns: the normalised input and the batch statistics.
-#[derive(Debug, Clone)]
-pub struct BatchNormTrainStats<const D: usize> {
-    /// `γ · (x − mean) / sqrt(var + ε) + β`, the input's shape.
-    pub output: Tensor<D>,
-    /// Per-channel mean, `[C]`, detached.
-    pub mean: Tensor<1>,
-    /// Per-channel biased (population) variance, `[C]`, detached; ε not included.
-    pub variance: Tensor<1>,
-}
+use burn::tensor::module::{BatchNormTrainOutput, batch_norm_train};
 
 /// Batch norm with the batch's own statistics, as Burn's
 /// [`batch_norm_train`](burn::tensor::module::batch_norm_train) (same shapes, same values up to
@@ -48,33 +37,27 @@ pub fn batch_norm_train_fused<const D: usize>(
     gamma: Tensor<1>,
     beta: Tensor<1>,
     epsilon: f64,
-) -> BatchNormTrainStats<D> {
+) -> BatchNormTrainOutput<D> {
     #[cfg(feature = "flex")]
     if flex::applies(&x) {
         return flex::batch_norm_train(x, gamma, beta, epsilon);
     }
-    let out = batch_norm_train(x, gamma, beta, epsilon);
-    BatchNormTrainStats {
-        output: out.output,
-        mean: out.mean,
-        variance: out.variance,
-    }
+    batch_norm_train(x, gamma, beta, epsilon)
 }
 
 #[cfg(feature = "flex")]
 mod flex {
-    use super::BatchNormTrainStats;
     use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
     use burn::backend::autodiff::grads::Gradients;
     use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
-    use burn::backend::ops::ModuleOps;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{
         Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
         backend_extension,
     };
     use burn::prelude::*;
+    use burn::tensor::module::BatchNormTrainOutput;
     use burn::tensor::{DType, TensorData};
     use rayon::prelude::*;
 
@@ -93,22 +76,22 @@ mod flex {
         gamma: Tensor<1>,
         beta: Tensor<1>,
         epsilon: f64,
-    ) -> BatchNormTrainStats<D> {
+    ) -> BatchNormTrainOutput<D> {
         let (output, mean, variance) = <Dispatch as FusedBatchNorm>::fused_batch_norm_train(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
             epsilon,
         );
-        BatchNormTrainStats {
+        BatchNormTrainOutput {
             output: Tensor::from_dispatch(output),
             mean: Tensor::from_dispatch(mean),
             variance: Tensor::from_dispatch(variance),
         }
     }
 
-    /// The extension: the forward returns `(output, mean, biased variance)`, the backward
-    /// `(x_grad, gamma_grad, beta_grad)`.
+    /// The extension: `(output, mean, biased variance)`. Only the forward crosses Burn's
+    /// dispatch; the autodiff node below calls [`backward`] on the `flex` tensors directly.
     #[backend_extension(Flex, Autodiff)]
     pub trait FusedBatchNorm: Backend {
         /// Forward with the batch's statistics.
@@ -116,16 +99,6 @@ mod flex {
             x: FloatTensor<Self>,
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
-            epsilon: f64,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-
-        /// Gradients given the output's gradient and the statistics of the forward.
-        fn fused_batch_norm_train_backward(
-            x: FloatTensor<Self>,
-            gamma: FloatTensor<Self>,
-            mean: FloatTensor<Self>,
-            variance: FloatTensor<Self>,
-            output_grad: FloatTensor<Self>,
             epsilon: f64,
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
     }
@@ -219,10 +192,7 @@ mod flex {
             beta: FlexTensor,
             epsilon: f64,
         ) -> (FlexTensor, FlexTensor, FlexTensor) {
-            if x.dtype() != DType::F32 {
-                let out = <Flex as ModuleOps<Flex>>::batch_norm_train(x, gamma, beta, epsilon);
-                return (out.output, out.mean, out.variance);
-            }
+            // f32 only: `applies` sends every other dtype to Burn's op.
             let shape = x.shape();
             let (n, c, s) = nc_s(&shape);
             let xv = values(&x);
@@ -256,173 +226,128 @@ mod flex {
             let stat = |v: Vec<f64>| tensor(v.into_iter().map(|m| m as f32).collect(), [c].into());
             (tensor(out, shape), stat(mean), stat(variance))
         }
-
-        fn fused_batch_norm_train_backward(
-            x: FlexTensor,
-            gamma: FlexTensor,
-            mean: FlexTensor,
-            variance: FlexTensor,
-            output_grad: FlexTensor,
-            epsilon: f64,
-        ) -> (FlexTensor, FlexTensor, FlexTensor) {
-            // Only reached from an f32 forward: `applies` sends every other dtype to Burn's op.
-            let shape = x.shape();
-            let (n, c, s) = nc_s(&shape);
-            let (xv, dyv) = (values(&x), values(&output_grad));
-            let (gv, mv, vv) = (values(&gamma), values(&mean), values(&variance));
-            let inv_std: Vec<f64> = (0..c)
-                .map(|ch| 1.0 / (vv[ch] as f64 + epsilon).sqrt())
-                .collect();
-            // Σ dy (β's gradient) and Σ dy · x̂ (γ's gradient).
-            let sum_dy = per_channel(n, c, s, |_, r| {
-                lane_sum(&dyv[r.clone()], &dyv[r], |dy, _| dy)
-            });
-            let sum_dy_xhat = per_channel(n, c, s, |ch, r| {
-                let m = mv[ch];
-                lane_sum(&dyv[r.clone()], &xv[r], |dy, v| dy * (v - m)) * inv_std[ch]
-            });
-            let sums: Vec<(f64, f64)> = sum_dy.into_iter().zip(sum_dy_xhat).collect();
-            // dx = γ / σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), the gradient through the
-            // statistics included (PyTorch's `batch_norm_backward_cpu`).
-            let count = (n * s) as f64;
-            let coeffs: Vec<(f32, f32, f32)> = (0..c)
-                .map(|ch| {
-                    let (sum_dy, sum_dy_xhat) = sums[ch];
-                    let k = inv_std[ch];
-                    let scale = gv[ch] as f64 * k;
-                    // dx = a · dy + b · (x − mean) + d
-                    let a = scale;
-                    let b = -scale * k * sum_dy_xhat / count;
-                    let d = -scale * sum_dy / count;
-                    (a as f32, b as f32, d as f32)
-                })
-                .collect();
-            let gamma_grad = sums.iter().map(|&(_, t)| t as f32).collect();
-            let beta_grad = sums.iter().map(|&(d, _)| d as f32).collect();
-            drop(dyv);
-            // dx replaces dy in its own buffer where nothing else holds it (the usual case in
-            // a backward pass), which saves allocating and faulting in a fresh activation.
-            let mut output_grad = output_grad;
-            let whole = output_grad
-                .as_slice::<f32>()
-                .is_some_and(|v| v.len() == output_grad.storage::<f32>().len());
-            let dx = match output_grad.try_storage_mut::<f32>() {
-                Some(buf) if whole => {
-                    per_image_update(buf, c, s, |i, ch, plane| {
-                        let start = (i * c + ch) * s;
-                        let ((a, b, d), m) = (coeffs[ch], mv[ch]);
-                        for (o, &v) in plane.iter_mut().zip(&xv[start..start + s]) {
-                            *o = a * *o + b * (v - m) + d;
-                        }
-                    });
-                    output_grad
-                }
-                _ => {
-                    let dyv = values(&output_grad);
-                    let dx = per_image_write(n, c, s, |i, ch, plane| {
-                        let start = (i * c + ch) * s;
-                        let ((a, b, d), m) = (coeffs[ch], mv[ch]);
-                        let range = start..start + s;
-                        let (dy, xs) = (&dyv[range.clone()], &xv[range]);
-                        for ((o, &dy), &v) in plane.iter_mut().zip(dy).zip(xs) {
-                            *o = a * dy + b * (v - m) + d;
-                        }
-                    });
-                    tensor(dx, shape)
-                }
-            };
-            (
-                dx,
-                tensor(gamma_grad, [c].into()),
-                tensor(beta_grad, [c].into()),
-            )
-        }
     }
 
-    /// The autodiff node: the statistics' dependence on `x` is in the backward's formula.
+    /// Gradients `(x, γ, β)` given the output's gradient and the forward's statistics.
+    pub(super) fn backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        output_grad: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        // Only reached from an f32 forward: `applies` sends every other dtype to Burn's op.
+        let shape = x.shape();
+        let (n, c, s) = nc_s(&shape);
+        let (xv, dyv) = (values(&x), values(&output_grad));
+        let (gv, mv, vv) = (values(&gamma), values(&mean), values(&variance));
+        let inv_std: Vec<f64> = (0..c)
+            .map(|ch| 1.0 / (vv[ch] as f64 + epsilon).sqrt())
+            .collect();
+        // Σ dy (β's gradient) and Σ dy · x̂ (γ's gradient).
+        let sum_dy = per_channel(n, c, s, |_, r| {
+            lane_sum(&dyv[r.clone()], &dyv[r], |dy, _| dy)
+        });
+        let sum_dy_xhat = per_channel(n, c, s, |ch, r| {
+            let m = mv[ch];
+            lane_sum(&dyv[r.clone()], &xv[r], |dy, v| dy * (v - m)) * inv_std[ch]
+        });
+        let sums: Vec<(f64, f64)> = sum_dy.into_iter().zip(sum_dy_xhat).collect();
+        // dx = γ / σ · (dy − mean(dy) − x̂ · mean(dy · x̂)), the gradient through the
+        // statistics included (PyTorch's `batch_norm_backward_cpu`).
+        let count = (n * s) as f64;
+        let coeffs: Vec<(f32, f32, f32)> = (0..c)
+            .map(|ch| {
+                let (sum_dy, sum_dy_xhat) = sums[ch];
+                let k = inv_std[ch];
+                let scale = gv[ch] as f64 * k;
+                // dx = a · dy + b · (x − mean) + d
+                let a = scale;
+                let b = -scale * k * sum_dy_xhat / count;
+                let d = -scale * sum_dy / count;
+                (a as f32, b as f32, d as f32)
+            })
+            .collect();
+        let gamma_grad = sums.iter().map(|&(_, t)| t as f32).collect();
+        let beta_grad = sums.iter().map(|&(d, _)| d as f32).collect();
+        drop(dyv);
+        // dx replaces dy in dy's buffer, copied first only where something else holds it or
+        // it is a strided view (in a backward pass it is usually a fresh, owned buffer).
+        let mut dx = output_grad;
+        let owned_whole = dx.is_unique()
+            && dx
+                .as_slice::<f32>()
+                .is_some_and(|v| v.len() == dx.storage::<f32>().len());
+        if !owned_whole {
+            dx = tensor(values(&dx).into_owned(), shape);
+        }
+        per_image_update(dx.storage_mut::<f32>(), c, s, |i, ch, plane| {
+            let start = (i * c + ch) * s;
+            let ((a, b, d), m) = (coeffs[ch], mv[ch]);
+            for (o, &v) in plane.iter_mut().zip(&xv[start..start + s]) {
+                *o = a * *o + b * (v - m) + d;
+            }
+        });
+        (
+            dx,
+            tensor(gamma_grad, [c].into()),
+            tensor(beta_grad, [c].into()),
+        )
+    }
+
+    /// The autodiff node: the statistics' dependence on `x` is in [`backward`]'s formula.
     #[derive(Debug)]
     struct FusedBatchNormBackward;
 
-    impl<B: Backend + FusedBatchNorm> Backward<B, 3> for FusedBatchNormBackward {
-        type State = (
-            FloatTensor<B>,
-            FloatTensor<B>,
-            FloatTensor<B>,
-            FloatTensor<B>,
-            f64,
-        );
+    impl Backward<Flex, 3> for FusedBatchNormBackward {
+        /// x, γ, the batch mean and variance, ε.
+        type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64);
 
         fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
             let [node_x, node_gamma, node_beta] = ops.parents;
-            let output_grad = grads.consume::<B>(&ops.node);
+            let output_grad = grads.consume::<Flex>(&ops.node);
             let (x, gamma, mean, variance, epsilon) = ops.state;
             let (x_grad, gamma_grad, beta_grad) =
-                B::fused_batch_norm_train_backward(x, gamma, mean, variance, output_grad, epsilon);
-            if let Some(node) = node_x {
-                grads.register::<B>(node.id, x_grad);
-            }
-            if let Some(node) = node_gamma {
-                grads.register::<B>(node.id, gamma_grad);
-            }
-            if let Some(node) = node_beta {
-                grads.register::<B>(node.id, beta_grad);
+                backward(x, gamma, mean, variance, output_grad, epsilon);
+            for (node, grad) in [
+                (node_x, x_grad),
+                (node_gamma, gamma_grad),
+                (node_beta, beta_grad),
+            ] {
+                if let Some(node) = node {
+                    grads.register::<Flex>(node.id, grad);
+                }
             }
         }
     }
 
-    impl<B: Backend + FusedBatchNorm, C: CheckpointStrategy> FusedBatchNorm for Autodiff<B, C> {
+    impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
         fn fused_batch_norm_train(
             x: FloatTensor<Self>,
             gamma: FloatTensor<Self>,
             beta: FloatTensor<Self>,
             epsilon: f64,
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            match FusedBatchNormBackward
+            let prep = FusedBatchNormBackward
                 .prepare::<C>([x.node(), gamma.node(), beta.node()])
                 .compute_bound()
-                .stateful()
-            {
+                .stateful();
+            let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
+            let (output, mean, variance) = Flex::fused_batch_norm_train(
+                x.clone(),
+                gamma.clone(),
+                beta.into_primitive(),
+                epsilon,
+            );
+            let output = match prep {
                 OpsKind::Tracked(prep) => {
-                    let (xp, gp) = (x.primitive().clone(), gamma.primitive().clone());
-                    let (output, mean, variance) = B::fused_batch_norm_train(
-                        x.into_primitive(),
-                        gamma.into_primitive(),
-                        beta.into_primitive(),
-                        epsilon,
-                    );
-                    let state = (xp, gp, mean.clone(), variance.clone(), epsilon);
-                    (
-                        prep.finish(state, output),
-                        Self::from_inner(mean),
-                        Self::from_inner(variance),
-                    )
+                    prep.finish((x, gamma, mean.clone(), variance.clone(), epsilon), output)
                 }
-                OpsKind::UnTracked(prep) => {
-                    let (output, mean, variance) = B::fused_batch_norm_train(
-                        x.into_primitive(),
-                        gamma.into_primitive(),
-                        beta.into_primitive(),
-                        epsilon,
-                    );
-                    (
-                        prep.finish(output),
-                        Self::from_inner(mean),
-                        Self::from_inner(variance),
-                    )
-                }
-            }
-        }
-
-        fn fused_batch_norm_train_backward(
-            _x: FloatTensor<Self>,
-            _gamma: FloatTensor<Self>,
-            _mean: FloatTensor<Self>,
-            _variance: FloatTensor<Self>,
-            _output_grad: FloatTensor<Self>,
-            _epsilon: f64,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            // Second-order gradients through batch norm are not needed by any method here.
-            unimplemented!("the fused batch norm's backward is not differentiable")
+                OpsKind::UnTracked(prep) => prep.finish(output),
+            };
+            // The statistics leave detached, as Burn's `batch_norm_train` returns them.
+            (output, Self::from_inner(mean), Self::from_inner(variance))
         }
     }
 }
@@ -562,8 +487,8 @@ mod tests {
         assert_close(values(beta.grad(&grads).unwrap()), vec![1.0], 1e-6, "beta");
     }
 
-    /// The backward writes dx over dy's buffer when it owns it, and into a new buffer when
-    /// dy is shared: both give the same values.
+    /// The backward writes dx over dy's buffer when it owns it, and over a copy when dy is
+    /// shared: both give the same values, and the shared dy is left as it was.
     #[test]
     fn backward_in_place_and_into_a_new_buffer_agree() {
         use super::flex::FusedBatchNorm;
@@ -579,7 +504,7 @@ mod tests {
         let (_, mean, variance) =
             <Flex as FusedBatchNorm>::fused_batch_norm_train(x.clone(), gamma.clone(), beta, 1e-5);
         let backward = |dy: FlexTensor| {
-            let (dx, _, _) = <Flex as FusedBatchNorm>::fused_batch_norm_train_backward(
+            let (dx, _, _) = super::flex::backward(
                 x.clone(),
                 gamma.clone(),
                 mean.clone(),

@@ -52,7 +52,7 @@ mod torchvision;
 
 pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
-pub use fused_batch_norm::{BatchNormTrainStats, batch_norm_train_fused};
+pub use fused_batch_norm::batch_norm_train_fused;
 pub use heads::{HeadConfig, ProjectionHead};
 pub use memory_bank::{MemoryBank, contrast_ids, sample_ids};
 pub use momentum::{momentum_update, sync_running_stats};
