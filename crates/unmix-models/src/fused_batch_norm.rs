@@ -53,22 +53,17 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{
-        Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
-        backend_extension,
+        Autodiff, AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension,
     };
     use burn::prelude::*;
     use burn::tensor::module::BatchNormTrainOutput;
-    use burn::tensor::{DType, TensorData};
     use rayon::prelude::*;
+
+    use crate::flex_tensor::{f32_on_flex, tensor, values};
 
     /// True where the fused kernel runs: an f32 tensor on `flex`, with or without autodiff.
     pub(super) fn applies<const D: usize>(x: &Tensor<D>) -> bool {
-        D >= 2
-            && x.dtype() == DType::F32
-            && matches!(
-                x.device().as_dispatch().clone().inner(),
-                DispatchDevice::Flex(_)
-            )
+        D >= 2 && f32_on_flex(x)
     }
 
     pub(super) fn batch_norm_train<const D: usize>(
@@ -101,18 +96,6 @@ mod flex {
             beta: FloatTensor<Self>,
             epsilon: f64,
         ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-    }
-
-    /// The values of a tensor, contiguous, in row-major order.
-    fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-        match t.as_slice::<f32>() {
-            Some(s) => std::borrow::Cow::Borrowed(s),
-            None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
-        }
-    }
-
-    fn tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
-        FlexTensor::from_data(TensorData::new(data, shape))
     }
 
     /// `[N, C, S]` view of `[N, C, ...]`: (N, C, S).
@@ -223,7 +206,7 @@ mod flex {
                     *o = (v - m) * a + b;
                 }
             });
-            let stat = |v: Vec<f64>| tensor(v.into_iter().map(|m| m as f32).collect(), [c].into());
+            let stat = |v: Vec<f64>| tensor(v.into_iter().map(|m| m as f32).collect(), [c]);
             (tensor(out, shape), stat(mean), stat(variance))
         }
     }
@@ -289,11 +272,7 @@ mod flex {
                 *o = a * *o + b * (v - m) + d;
             }
         });
-        (
-            dx,
-            tensor(gamma_grad, [c].into()),
-            tensor(beta_grad, [c].into()),
-        )
+        (dx, tensor(gamma_grad, [c]), tensor(beta_grad, [c]))
     }
 
     /// The autodiff node: the statistics' dependence on `x` is in [`backward`]'s formula.
@@ -355,20 +334,12 @@ mod flex {
 #[cfg(all(test, feature = "flex"))]
 mod tests {
     use super::*;
+    use crate::flex_tensor::testing::{self, values};
     use burn::tensor::Distribution;
 
-    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-    }
-
+    /// Within `tol` relative to `1 + |Burn's value|`.
     fn assert_close(ours: Vec<f32>, burn: Vec<f32>, tol: f32, what: &str) {
-        assert_eq!(ours.len(), burn.len(), "{what}: lengths");
-        for (i, (a, b)) in ours.iter().zip(&burn).enumerate() {
-            assert!(
-                (a - b).abs() <= tol * (1.0 + b.abs()),
-                "{what}[{i}]: fused {a} against Burn's {b}"
-            );
-        }
+        testing::assert_close(ours, burn, tol, |b| 1.0 + b.abs(), what);
     }
 
     /// Output, statistics and the three gradients against Burn's own `batch_norm_train` (the

@@ -5,7 +5,8 @@
 //!   (bottleneck) — with the CIFAR or ImageNet stem and a width setting, built on
 //!   [`SplitBatchNorm`] (the MoCo CIFAR demo's split BN; one split is plain batch norm).
 //! - [`batch_norm_train_fused`]: training-mode batch norm as one operation with its own backward
-//!   on Burn's CPU backend (`flex` feature), Burn's op elsewhere.
+//!   on Burn's CPU backend (`flex` feature), Burn's op elsewhere; [`conv2d_im2col`]: a
+//!   `Conv2d`'s forward as im2col + GEMM over tiles of images there, with its own backward.
 //! - [`ProjectionHead`]: the linear head of MoCo v1, the MLP heads of MoCo v2, SimCLR, SwAV and
 //!   BYOL (with or without batch norm), and BYOL's predictor.
 //! - [`Prototypes`]: SwAV's unit-norm prototype vectors.
@@ -38,8 +39,11 @@
 
 mod encoder;
 mod error;
+#[cfg(feature = "flex")]
+mod flex_tensor;
 mod fused_batch_norm;
 mod heads;
+mod im2col_conv;
 mod memory_bank;
 mod momentum;
 mod named_tensors;
@@ -54,6 +58,7 @@ pub use encoder::{Encoder, EncoderConfig};
 pub use error::ModelError;
 pub use fused_batch_norm::batch_norm_train_fused;
 pub use heads::{HeadConfig, ProjectionHead};
+pub use im2col_conv::conv2d_im2col;
 pub use memory_bank::{MemoryBank, contrast_ids, sample_ids};
 pub use momentum::{momentum_update, sync_running_stats};
 pub use named_tensors::{NamedTensor, named_gradients, named_tensors};

@@ -7,6 +7,7 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::im2col_conv::conv2d_im2col;
 use crate::split_batch_norm::{SplitBatchNorm, SplitBatchNormConfig};
 use crate::torchvision::{PretrainedWeights, load_torchvision};
 
@@ -346,13 +347,13 @@ impl Block {
     /// `[N, cin, H, W]` → `[N, planes·expansion, H/stride, W/stride]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward(conv2d_im2col(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let mut out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv2d_im2col(&self.conv1, x)));
+        let mut out = self.bn2.forward(conv2d_im2col(&self.conv2, out));
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            out = bn3.forward(conv3.forward(relu(out)));
+            out = bn3.forward(conv2d_im2col(conv3, relu(out)));
         }
         relu(out.add(identity))
     }
@@ -406,7 +407,7 @@ impl ResNet {
 
     /// Pooled features `[N, feature_dim]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.forward(conv2d_im2col(&self.conv1, x)));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

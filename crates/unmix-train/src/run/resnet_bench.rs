@@ -266,7 +266,8 @@ pub fn time_layer(
                 .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                 .with_bias(false)
                 .init(device);
-            Box::new(move |x| conv.forward(x))
+            // What the ResNet runs: ours on `flex`, Burn's elsewhere.
+            Box::new(move |x| unmix_models::conv2d_im2col(&conv, x))
         }
         Layer::BatchNorm { c, .. } => {
             let bn = SplitBatchNormConfig::new(c, 1).init(device);
@@ -328,9 +329,10 @@ pub struct ConvBackwardSplit {
 }
 
 /// Times a convolution layer's backward twice, once with only the input requiring a gradient
-/// and once with only the weight, so that the two gradients' costs show apart (Burn's default
-/// `conv2d_x_backward` is a transposed convolution, `conv2d_weight_backward` a convolution of the
-/// input by the output gradient). `None` for a layer that is not a convolution.
+/// and once with only the weight, so that the two gradients' costs show apart (on `flex`
+/// [`unmix_models::conv2d_im2col`]'s GEMMs; elsewhere Burn's default `conv2d_x_backward`, a
+/// transposed convolution, and `conv2d_weight_backward`, a convolution of the input by the output
+/// gradient). `None` for a layer that is not a convolution.
 pub fn time_conv_backward_split(
     layer: Layer,
     batch: usize,
@@ -350,17 +352,23 @@ pub fn time_conv_backward_split(
     let normal = burn::tensor::Distribution::Normal(0.0, 1.0);
     let x = Tensor::<4>::random([batch, cin, side, side], normal, device);
     let w = Tensor::<4>::random([cout, cin, k, k], normal, device).mul_scalar(0.1);
-    let options = burn::tensor::ops::ConvOptions::new([stride, stride], [k / 2, k / 2], [1, 1], 1);
-    let backward_of = |x: Tensor<4>, w: Tensor<4>| -> Result<f64, TrainError> {
-        let conv = || burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
-        Ok(time_forward_backward(conv, steps, device)?.backward)
+    let pad = k / 2;
+    let backward_of = |x: Tensor<4>, w_requires_grad: bool| -> Result<f64, TrainError> {
+        let mut conv = Conv2dConfig::new([cin, cout], [k, k])
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_bias(false)
+            .init(device);
+        conv.weight = Param::from_tensor(w.clone()).set_require_grad(w_requires_grad);
+        let forward = || unmix_models::conv2d_im2col(&conv, x.clone());
+        Ok(time_forward_backward(forward, steps, device)?.backward)
     };
     let input = if cin == 3 {
         None
     } else {
-        Some(backward_of(x.clone().require_grad(), w.clone())?)
+        Some(backward_of(x.clone().require_grad(), false)?)
     };
-    let weight = backward_of(x, w.require_grad())?;
+    let weight = backward_of(x, true)?;
     Ok(Some(ConvBackwardSplit { input, weight }))
 }
 
