@@ -88,16 +88,21 @@ pub(crate) mod flex {
     const TILE_COLUMNS: usize = 256;
 
     /// Stride and padding, `[height, width]` each.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[derive(Clone, Copy, Debug)]
     pub(crate) struct Geometry {
         pub stride: [usize; 2],
         pub padding: [usize; 2],
     }
 
     /// The geometry where the kernel applies: an f32 input on `flex`, one group, no dilation,
-    /// and the same padding before and after along each axis.
+    /// a stride of at least 1, the same padding before and after along each axis, and a padded
+    /// input at least the kernel's size. Burn's op takes (and reports) everything else.
     pub(crate) fn geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<Geometry> {
-        if !f32_on_flex(x) || conv.groups != 1 || conv.dilation != [1, 1] {
+        if !f32_on_flex(x)
+            || conv.groups != 1
+            || conv.dilation != [1, 1]
+            || conv.stride.contains(&0)
+        {
             return None;
         }
         // `Same` (asymmetric where the kernel is even) goes to Burn's op as well.
@@ -110,6 +115,11 @@ pub(crate) mod flex {
             }
             _ => return None,
         };
+        let [_, _, h, w] = x.dims();
+        let fits = |size: usize, pad: usize, k: usize| size + 2 * pad >= k;
+        if !fits(h, padding[0], conv.kernel_size[0]) || !fits(w, padding[1], conv.kernel_size[1]) {
+            return None;
+        }
         Some(Geometry {
             stride: conv.stride,
             padding,
@@ -485,8 +495,10 @@ pub(crate) mod flex {
             return out;
         }
         let par = parallelism(d.n.div_ceil(b));
+        // Several images per tile go through a channel-major buffer; one goes straight to `out`.
+        let staged_len = if b > 1 { out_image * b } else { 0 };
         out.par_chunks_mut(b * out_image).enumerate().for_each_init(
-            || (Scratch::take(taps * b * p), Scratch::take(out_image * b)),
+            || (Scratch::take(taps * b * p), Scratch::take(staged_len)),
             |(columns, staged), (t, out_tile)| {
                 let images = out_tile.len() / out_image;
                 let ld = images * p;
@@ -538,7 +550,8 @@ pub(crate) mod flex {
             let first = g * group_images;
             let count = group_images.min(d.n - first);
             let mut columns = Scratch::take(taps * b * p);
-            let mut staged = Scratch::take(out_image * b);
+            // dY of several images regrouped channel-major; one image's is used in place.
+            let mut staged = Scratch::take(if b > 1 { out_image * b } else { 0 });
             let mut column_grad = Scratch::take(if want_x { taps * b * p } else { 0 });
             let mut weight_grad = vec![0.0f32; if want_weight { d.c_out * taps } else { 0 }];
             for (t, start) in (0..count).step_by(b).enumerate() {
@@ -845,6 +858,11 @@ mod tests {
         }
         let plain = Conv2dConfig::new([4, 4], [3, 3]).init(&device);
         assert!(flex::geometry(&plain, &x).is_some());
+        // A kernel larger than the padded input is Burn's to report, not ours to underflow on.
+        let too_large = Conv2dConfig::new([4, 4], [9, 9])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        assert!(flex::geometry(&too_large, &x).is_none());
         assert!(flex::geometry(&plain, &x.cast(burn::tensor::DType::F64)).is_none());
     }
 
