@@ -7,6 +7,7 @@
 
 pub mod backend_check;
 pub mod checkpoint;
+mod compute_pool;
 pub mod export;
 mod loss_window;
 pub mod metrics;
@@ -18,6 +19,8 @@ pub mod resnet_bench;
 mod run_dir;
 mod step;
 mod train_loop;
+
+pub use compute_pool::on_compute_pool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,6 +78,11 @@ pub struct TrainOutcome {
 
 /// Builds the configured method and trains it in `<run.out_dir>/<run.name>`.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
+    // Each step's kernels split their loops from a pool worker, not from outside the pool.
+    on_compute_pool(|| train_here(config, options))
+}
+
+fn train_here(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
     let claim = match (options.resume, options.overwrite) {
         (true, true) => {

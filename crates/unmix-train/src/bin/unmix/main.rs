@@ -16,7 +16,8 @@ fn main() {
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
     let args = cli::Cli::parse();
-    if let Err(e) = cli::run(args) {
+    // Every command's kernels then split their loops from a pool worker (`on_compute_pool`).
+    if let Err(e) = unmix_train::run::on_compute_pool(|| cli::run(args)) {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }
