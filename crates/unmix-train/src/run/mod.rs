@@ -78,8 +78,13 @@ pub struct TrainOutcome {
 
 /// Builds the configured method and trains it in `<run.out_dir>/<run.name>`.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
-    // Each step's kernels split their loops from a pool worker, not from outside the pool.
-    on_compute_pool(|| train_here(config, options))
+    let device_spec = options.device.as_deref().unwrap_or(&config.run.device);
+    if matches!(device_spec.trim().split(':').next(), Some("cpu" | "flex")) {
+        // The CPU kernels then split their loops from a pool worker, not from outside the pool.
+        on_compute_pool(|| train_here(config, options))
+    } else {
+        train_here(config, options)
+    }
 }
 
 fn train_here(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
