@@ -25,6 +25,7 @@ pub use compute_pool::on_compute_pool;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use burn::backend::DispatchDevice;
 use burn::prelude::*;
 use unmix_data::{ImageSet, MultiViewLoader, ViewTransform};
 use unmix_ops::{ImageMixture, UnMix};
@@ -78,16 +79,6 @@ pub struct TrainOutcome {
 
 /// Builds the configured method and trains it in `<run.out_dir>/<run.name>`.
 pub fn train(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
-    let device_spec = options.device.as_deref().unwrap_or(&config.run.device);
-    if matches!(device_spec.trim().split(':').next(), Some("cpu" | "flex")) {
-        // The CPU kernels then split their loops from a pool worker, not from outside the pool.
-        on_compute_pool(|| train_here(config, options))
-    } else {
-        train_here(config, options)
-    }
-}
-
-fn train_here(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome, TrainError> {
     config.validate()?;
     let claim = match (options.resume, options.overwrite) {
         (true, true) => {
@@ -125,12 +116,24 @@ fn train_here(config: &TrainConfig, options: &RunOptions) -> Result<TrainOutcome
     if options.resume {
         model.backbone.pretrained = None;
     }
-    config.method.build(
-        &model,
-        train_images,
-        &device,
-        Train(config, options, &device, &run_dir, sets),
-    )
+    let build = || {
+        config.method.build(
+            &model,
+            train_images,
+            &device,
+            Train(config, options, &device, &run_dir, sets),
+        )
+    };
+    // On the CPU the kernels then split their loops from a pool worker, not from outside the
+    // pool; GPU kernels do not run on rayon.
+    if matches!(
+        device.as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    ) {
+        on_compute_pool(build)
+    } else {
+        build()
+    }
 }
 
 /// The loop's first batch of `epoch` on `device`, with its Un-Mix mixture when enabled: what
